@@ -1,0 +1,65 @@
+"""compile(): model -> runtime.CompiledModel, building each specialisation on demand."""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+
+from runtime import Cache, CompiledModel, model_key
+
+from . import frontend
+from .passes.decompose import decompose
+from .passes.fuse import fusion_enabled
+from .passes.simplify import eliminate_dead_code, eliminate_identities
+
+TARGETS = {"cpu": "targets.cpu"}
+PIPELINE = (decompose, eliminate_identities, eliminate_dead_code)
+
+
+def get_target(name: str):
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; known targets: {sorted(TARGETS)}")
+    return importlib.import_module(TARGETS[name])
+
+
+def lower_to_ir(model, feeds: dict):
+    graph = frontend.to_ir(model, feeds)
+    for p in PIPELINE:
+        graph = p(graph)
+    return graph
+
+
+def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion: bool | None = None,
+            eager: bool = True):
+    """Compile an ONNX model (path, bytes or ModelProto) for `target`.
+
+    Static-shaped models are built (or loaded from the disk cache) right away;
+    a model with symbolic dims is specialised on the first call with each new
+    set of input shapes."""
+    tgt = get_target(target)
+    proto, data = frontend.load(model)
+    options = {"fusion": fusion_enabled(None if fusion is None else {"fusion": fusion})}
+    proto = frontend.prepare(proto)
+    bad = frontend.unsupported_nodes(proto)
+    if bad:
+        raise frontend.UnsupportedModel(f"{len(bad)} unsupported node(s):\n  " + "\n  ".join(bad))
+    specs, outputs = frontend.signature(proto)
+    value_inputs = frontend.value_specialised_inputs(proto)
+
+    def builder(meta):
+        graph = lower_to_ir(proto, meta)
+        program = tgt.build(graph, options)
+        program["args"] = [v.name for v in graph.inputs]
+        return program
+
+    inputs = [{"name": s.name, "dtype": s.dtype, "shape": s.shape, "optional": s.optional} for s in specs]
+    fn = CompiledModel(inputs, outputs, value_inputs, model_key(data, target, options),
+                       Cache(cache_dir), builder)
+    if eager and not value_inputs and all(s.optional or (s.shape is not None and all(isinstance(d, int) and d > 0 for d in s.shape))
+                                          for s in specs):
+        import numpy as np
+        feeds = {s.name: np.zeros(s.shape, s.dtype) for s in specs if not s.optional}
+        t0 = time.perf_counter()
+        fn.specialisation(feeds)
+        fn.stats["specialise_s"] = time.perf_counter() - t0
+    return fn

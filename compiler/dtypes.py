@@ -1,0 +1,32 @@
+"""ONNX element types and the numpy dtypes our kernels compute in."""
+import numpy as np
+from onnx import TensorProto
+
+ONNX_TO_NUMPY = {
+    TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64,
+    TensorProto.INT8: np.int8, TensorProto.INT16: np.int16,
+    TensorProto.INT32: np.int32, TensorProto.INT64: np.int64,
+    TensorProto.UINT8: np.uint8, TensorProto.UINT16: np.uint16,
+    TensorProto.UINT32: np.uint32, TensorProto.UINT64: np.uint64,
+    TensorProto.BOOL: np.bool_,
+}
+
+
+class UnsupportedDType(Exception):
+    pass
+
+
+def to_numpy(elem_type: int) -> np.dtype:
+    try:
+        return np.dtype(ONNX_TO_NUMPY[elem_type])
+    except KeyError:
+        name = TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else str(elem_type)
+        raise UnsupportedDType(f"element type {name} is not supported on this target") from None
+
+
+def is_float(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def is_int(dtype) -> bool:
+    return np.dtype(dtype).kind in "iu"

@@ -1,0 +1,257 @@
+"""ONNX -> IR. Loading and checking happen once per model; `to_ir` runs once per
+specialisation (concrete input shapes, plus values of inputs that decide shapes)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from . import dtypes, ops  # noqa: F401  (ops fills the registry)
+from .ir import Graph, Node, Value
+from .ops.common import ShapeError
+from .passes.fold import fold_node
+from .registry import lookup
+
+SHAPE_ONLY_OPS = {"Shape", "Size"}   # their output depends on the input's shape, not its values
+
+
+class UnsupportedModel(Exception):
+    """Raised before any compiling, listing every node we cannot compile."""
+
+
+class CompileError(Exception):
+    pass
+
+
+def load(model) -> tuple[onnx.ModelProto, bytes]:
+    """A path, bytes or ModelProto -> (ModelProto with external data loaded, its bytes)."""
+    if isinstance(model, onnx.ModelProto):
+        proto = model
+    elif isinstance(model, (bytes, bytearray)):
+        proto = onnx.load_model_from_string(bytes(model))
+    elif isinstance(model, (str, os.PathLike)):
+        proto = onnx.load(os.fspath(model), load_external_data=True)
+    else:
+        raise TypeError(f"compile() takes a path, bytes or onnx.ModelProto, not {type(model).__name__}")
+    return proto, proto.SerializeToString()
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    return 1
+
+
+def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Check the model, inline its local functions, and expand unsupported
+    standard ops that the ONNX schema defines as a function of other ops."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise CompileError(f"the model is not valid ONNX: {str(e).splitlines()[0]}") from None
+    if model.functions:
+        model = onnx.inliner.inline_local_functions(model)
+    return _expand_schema_functions(model)
+
+
+def _expand_schema_functions(model):
+    opset = opset_of(model)
+    changed, nodes = False, []
+    for node in model.graph.node:
+        if node.domain in ("", "ai.onnx") and lookup(node.op_type) is None:
+            body = _function_body(node, opset)
+            if body is not None:
+                nodes.extend(body)
+                changed = True
+                continue
+        nodes.append(node)
+    if not changed:
+        return model
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return _expand_schema_functions(model)
+
+
+def _function_body(node, opset):
+    """The nodes of a standard op's function body, renamed into this graph."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+    except onnx.defs.SchemaError:
+        return None
+    if not schema.has_function and not schema.has_context_dependent_function:
+        return None
+    if not schema.has_function:
+        return None     # context-dependent bodies need input types; not expanded yet
+    fn = onnx.FunctionProto.FromString(schema.function_body.SerializeToString())
+    defaults = {a.name: a.default_value for a in schema.attributes.values() if a.default_value.name}
+    given = {a.name: a for a in node.attribute}
+    prefix = f"_fn{id(node)}_"
+    fn_opset = next((i.version for i in fn.opset_import if i.domain in ("", "ai.onnx")), opset)
+    rename = dict(zip(fn.input, node.input))
+    rename.update(zip(fn.output, node.output))
+    out = []
+    for sub in fn.node:
+        n = onnx.NodeProto()
+        n.CopyFrom(sub)
+        n.name = prefix + sub.name
+        n.input[:] = [rename.get(i, prefix + i) if i else "" for i in sub.input]
+        n.output[:] = [rename.get(o, prefix + o) if o else "" for o in sub.output]
+        attrs = []
+        for a in n.attribute:
+            if a.ref_attr_name:
+                src = given.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
+                if src is None:
+                    continue
+                b = onnx.AttributeProto()
+                b.CopyFrom(src)
+                b.name = a.name
+                attrs.append(b)
+            else:
+                attrs.append(a)
+        attrs.append(helper.make_attribute("__opset", fn_opset))
+        del n.attribute[:]
+        n.attribute.extend(attrs)
+        out.append(n)
+    return out
+
+
+def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
+    opset = opset_of(model)
+    bad = []
+    for n in model.graph.node:
+        if lookup(n.op_type, n.domain) is None:
+            dom = n.domain or "ai.onnx"
+            bad.append(f"node {n.name!r}: {dom}::{n.op_type} (opset {opset})")
+    return bad
+
+
+@dataclass
+class InputSpec:
+    name: str
+    dtype: str          # numpy dtype name
+    shape: tuple        # ints, symbolic names (str) or None for unknown dims
+    optional: bool      # has an initializer default
+
+
+def signature(model: onnx.ModelProto):
+    """Input specs (graph order) and output names."""
+    inits = {i.name for i in model.graph.initializer}
+    specs = []
+    for vi in model.graph.input:
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type"):
+            raise UnsupportedModel(f"input {vi.name!r}: only tensor inputs are supported")
+        dt = dtypes.to_numpy(tt.elem_type)
+        shape = None
+        if tt.HasField("shape"):
+            shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+        specs.append(InputSpec(vi.name, dt.name, shape, vi.name in inits))
+    return specs, [o.name for o in model.graph.output]
+
+
+def value_specialised_inputs(model: onnx.ModelProto) -> list[str]:
+    """Graph inputs whose values (not only shapes) decide some tensor's shape:
+    they reach a shape-deciding slot (Reshape's shape, Slice's starts...) along
+    edges that are not Shape/Size. Such inputs become part of the specialisation key."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inputs = {i.name for i in model.graph.input}
+    found, seen = set(), set()
+
+    def visit(name):
+        if name in seen or not name:
+            return
+        seen.add(name)
+        if name in inputs:
+            found.add(name)
+        n = producer.get(name)
+        if n is not None and n.op_type not in SHAPE_ONLY_OPS:
+            for i in n.input:
+                visit(i)
+
+    for n in model.graph.node:
+        opdef = lookup(n.op_type, n.domain)
+        for slot in (opdef.value_inputs if opdef else ()):
+            if slot < len(n.input):
+                visit(n.input[slot])
+    return [i.name for i in model.graph.input if i.name in found]
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, onnx.TensorProto):
+            v = numpy_helper.to_array(v)
+        elif isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [x.decode("utf-8", "replace") for x in v]
+        elif isinstance(v, (onnx.GraphProto, onnx.SparseTensorProto)) or (isinstance(v, list) and v and not isinstance(v[0], (int, float, str))):
+            raise ShapeError(f"attribute {a.name!r} of a kind we do not support")
+        out[a.name] = v
+    return out
+
+
+def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
+    """Build the IR for concrete feeds: name -> (dtype, shape, value or None).
+    Shapes are inferred node by node with the registry's rules, and every node
+    whose inputs are known is folded on the spot (shape arithmetic)."""
+    opset = opset_of(model)
+    env: dict[str, Value] = {}
+    graph_inputs = []
+    for vi in model.graph.input:
+        if vi.name in feeds:
+            dt, shape, value = feeds[vi.name]
+            v = Value(vi.name, np.dtype(dt), tuple(shape), value)
+            env[vi.name] = v
+            if value is None:
+                graph_inputs.append(v)
+    for init in model.graph.initializer:
+        if init.name not in env:
+            arr = numpy_helper.to_array(init)
+            dtypes.to_numpy(init.data_type)
+            env[init.name] = Value(init.name, arr.dtype, arr.shape, arr)
+    nodes = []
+    for proto in model.graph.node:
+        where = f"node {proto.name!r} ({proto.op_type})"
+        opdef = lookup(proto.op_type, proto.domain)
+        try:
+            ins = []
+            for name in proto.input:
+                if not name:
+                    ins.append(None)
+                elif name not in env:
+                    raise ShapeError(f"input {name!r} is not defined before use")
+                else:
+                    ins.append(env[name])
+            attrs = _attrs(proto)
+            node_opset = attrs.pop("__opset", opset)
+            node = Node(proto.op_type, ins, [], attrs, proto.name, proto.domain, node_opset)
+            if opdef.normalize:
+                opdef.normalize(node, node_opset)
+            n_out = len(proto.output)
+            if opdef.max_outputs is not None and sum(1 for o in proto.output if o) > opdef.max_outputs:
+                raise ShapeError(f"only the first {opdef.max_outputs} output(s) are supported")
+            node.outputs = [Value(o, None, ()) for o in proto.output[:n_out]]
+            for v, (dt, shape) in zip(node.outputs, opdef.infer(node)):
+                v.dtype, v.shape = np.dtype(dt), tuple(int(d) for d in shape)
+        except dtypes.UnsupportedDType as e:
+            raise UnsupportedModel(f"{where}: {e}") from None
+        except (ShapeError, ValueError, TypeError, KeyError, IndexError) as e:
+            raise CompileError(f"{where}: {e}") from None
+        if not fold_node(node):
+            nodes.append(node)
+        for name, v in zip(proto.output, node.outputs):
+            if name:
+                env[name] = v
+    outputs = []
+    for o in model.graph.output:
+        if o.name not in env:
+            raise CompileError(f"graph output {o.name!r} is never produced")
+        outputs.append(env[o.name])
+    return Graph(graph_inputs, outputs, nodes)

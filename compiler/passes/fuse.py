@@ -1,0 +1,93 @@
+"""Fusion by kinds: chains and trees of elementwise/broadcast ops become one
+"Fused" node whose body a target renders as a single loop nest.
+
+A producer joins its consumer's group when its output has that one consumer,
+is not a graph output, and has the group's output shape (the loop runs over
+it); groups are merged only when the graph of groups stays acyclic."""
+from __future__ import annotations
+
+import os
+
+import networkx as nx
+
+from ..ir import Graph, Node
+from ..registry import BROADCAST, ELEMENTWISE, lookup
+
+FUSABLE = (ELEMENTWISE, BROADCAST)
+
+
+def fusion_enabled(options: dict | None = None) -> bool:
+    if options and "fusion" in options:
+        return bool(options["fusion"])
+    return os.environ.get("ONNXJIT_FUSION", "1") not in ("0", "off", "false")
+
+
+def _scalar_op(node, supports) -> bool:
+    opdef = lookup(node.op, node.domain)
+    return (opdef is not None and opdef.kind in FUSABLE and len(node.outputs) == 1
+            and supports(node))
+
+
+def fuse_elementwise(graph: Graph, supports, enabled: bool = True) -> Graph:
+    """Wrap every scalar-renderable op in a Fused node and, if enabled, merge chains."""
+    users = graph.consumers()
+    outputs = set(graph.outputs)
+    group_of: dict = {}   # node -> list of member nodes (shared list object per group)
+    for n in graph.nodes:
+        if not _scalar_op(n, supports):
+            continue
+        group = [n]
+        group_of[n] = group
+        if not enabled:
+            continue
+        producers = {v: p for p in group_of for v in p.outputs}
+        for v in n.inputs:
+            p = producers.get(v)
+            if p is None or group_of[p] is group or v in outputs:
+                continue
+            if len(users.get(v, [])) != 1 or v.shape != n.outputs[0].shape:
+                continue
+            other = group_of[p]
+            if other[-1] is not p:      # p must be its group's root (output)
+                continue
+            merged = other + group
+            if _creates_cycle(graph, group_of, merged):
+                continue
+            for m in merged:
+                group_of[m] = merged
+            group = merged
+    return _rebuild(graph, group_of)
+
+
+def _creates_cycle(graph, group_of, merged) -> bool:
+    members = set(merged)
+    g = graph.to_networkx()
+    label = {}
+    for n in graph.nodes:
+        label[n] = "G" if n in members else (id(group_of[n]) if n in group_of else id(n))
+    q = nx.DiGraph()
+    q.add_nodes_from(set(label.values()))
+    q.add_edges_from((label[a], label[b]) for a, b in g.edges if label[a] != label[b])
+    return not nx.is_directed_acyclic_graph(q)
+
+
+def _rebuild(graph, group_of) -> Graph:
+    done, nodes = set(), []
+    # Emit each group where its root (last member) stood, so its inputs are computed before it.
+    for n in graph.nodes:
+        if n not in group_of:
+            nodes.append(n)
+            continue
+        group = group_of[n]
+        if group[-1] is not n or id(group) in done:
+            continue
+        done.add(id(group))
+        inside = {v for m in group for v in m.outputs}
+        ext = []
+        for m in group:
+            for v in m.inputs:
+                if v is not None and v not in inside and v not in ext:
+                    ext.append(v)
+        nodes.append(Node("Fused", ext, [group[-1].outputs[0]], {"body": list(group)},
+                          name="+".join(m.name or m.op for m in group)))
+    return Graph(graph.inputs, graph.outputs, nodes)

@@ -1,0 +1,7 @@
+"""The onnxjit runtime: loads generated code from the cache and calls it.
+It imports neither compiler, targets nor onnx, so an AOT artifact runs with
+only this package, numpy and numba installed."""
+from .cache import Cache, default_dir, model_key
+from .executable import CompiledModel, InputError
+
+__all__ = ["Cache", "CompiledModel", "InputError", "default_dir", "model_key"]

@@ -1,0 +1,134 @@
+"""The on-disk cache: generated modules, constants and a manifest per
+specialisation, each file checked by its sha256 before it is trusted."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+RUNTIME_VERSION = "0.1.0"
+_lock = threading.Lock()
+
+
+def default_dir() -> str:
+    env = os.environ.get("ONNXJIT_CACHE_DIR")
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "onnxjit")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def environment_key() -> dict:
+    """Everything outside the model that changes the generated machine code."""
+    import llvmlite
+    import numba
+    from llvmlite import binding
+    cpu = os.environ.get("NUMBA_CPU_NAME") or binding.get_host_cpu_name()
+    features = os.environ.get("NUMBA_CPU_FEATURES") or binding.get_host_cpu_features().flatten()
+    return {"onnxjit": RUNTIME_VERSION, "numba": numba.__version__, "llvmlite": llvmlite.__version__,
+            "numpy": np.__version__, "python": sys.version.split()[0], "cpu": cpu, "features": features}
+
+
+def model_key(model_bytes: bytes, target: str, options: dict) -> str:
+    blob = json.dumps({"model": sha256(model_bytes), "target": target, "options": options,
+                       "env": environment_key()}, sort_keys=True)
+    return sha256(blob.encode())[:32]
+
+
+def _atomic_write(path: str, data: bytes):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+class Cache:
+    def __init__(self, root: str | None = None):
+        self.root = os.path.abspath(root or default_dir())
+        self.src = os.path.join(self.root, "src")
+
+    def entry_path(self, key: str, spec: str) -> str:
+        return os.path.join(self.root, "models", key, spec + ".json")
+
+    # writing -----------------------------------------------------------------
+    def store(self, key: str, spec: str, program: dict) -> dict:
+        """Write a built program; returns its manifest."""
+        files = {}
+        module = "onnxjit_g_" + sha256(program["source"].encode())[:24]
+        for name, text in [(module, program["source"])] + sorted(program["libs"].items()):
+            data = text.encode()
+            path = os.path.join(self.src, name + ".py")
+            if not (os.path.exists(path) and _sha_file(path) == sha256(data)):
+                _atomic_write(path, data)
+            files[name] = sha256(data)
+        consts_path = os.path.join(self.root, "models", key, spec + ".npz")
+        buf = _npz_bytes(program["consts"])
+        _atomic_write(consts_path, buf)
+        manifest = {"module": module, "files": files, "consts": os.path.basename(consts_path),
+                    "consts_sha256": sha256(buf), "args": program["args"],
+                    "n_consts": len(program["consts"])}
+        _atomic_write(self.entry_path(key, spec), json.dumps(manifest, indent=1).encode())
+        return manifest
+
+    # reading -----------------------------------------------------------------
+    def lookup(self, key: str, spec: str):
+        """(manifest, consts) if a complete, uncorrupted entry exists, else None."""
+        path = self.entry_path(key, spec)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path, "rb") as f:
+                manifest = json.loads(f.read())
+            for name, digest in manifest["files"].items():
+                if _sha_file(os.path.join(self.src, name + ".py")) != digest:
+                    return None
+            consts_path = os.path.join(os.path.dirname(path), manifest["consts"])
+            with open(consts_path, "rb") as f:
+                data = f.read()
+            if sha256(data) != manifest["consts_sha256"]:
+                return None
+            consts = _npz_load(data, manifest["n_consts"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return manifest, consts
+
+    def import_graph(self, manifest: dict):
+        """Import the generated module (Numba then loads its own cache) and return `graph`."""
+        import importlib
+        with _lock:
+            if self.src not in sys.path:
+                sys.path.insert(0, self.src)
+            importlib.invalidate_caches()
+            module = importlib.import_module(manifest["module"])
+        return module.graph
+
+
+def _sha_file(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return sha256(f.read())
+    except OSError:
+        return None
+
+
+def _npz_bytes(arrays) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, *arrays)
+    return buf.getvalue()
+
+
+def _npz_load(data: bytes, n: int) -> list:
+    import io
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return [np.ascontiguousarray(z[f"arr_{i}"]) for i in range(n)]

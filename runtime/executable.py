@@ -1,0 +1,147 @@
+"""The compiled-model callable: checks inputs, picks (or builds) the
+specialisation for their shapes, and makes one native call."""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import numpy as np
+
+from .cache import Cache
+
+
+class InputError(ValueError):
+    """A call's inputs do not match the model's signature."""
+
+
+class CompiledModel:
+    """fn(*arrays) / fn(**by_name) -> array or tuple; fn.run(feeds) -> dict.
+
+    `inputs`: [{"name", "dtype", "shape" (ints, names or None), "optional"}].
+    Inputs named in `value_inputs` decide shapes by their values, so their
+    values join the specialisation key. `builder(feeds_meta)` compiles a new
+    specialisation; without one (an AOT artifact) only cached ones load."""
+
+    def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None):
+        self.inputs = inputs
+        self.output_names = list(outputs)
+        self.value_inputs = set(value_inputs)
+        self.key = key
+        self.cache = cache
+        self.builder = builder
+        self._specs: dict = {}
+        self._lock = threading.Lock()
+        self.stats = {"built": 0, "loaded": 0}
+
+    # calling ---------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        outs = self._call(self._bind(args, kwargs))
+        return outs[0] if len(outs) == 1 else outs
+
+    def run(self, feeds: dict, output_names=None) -> dict:
+        outs = self._call(self._bind((), dict(feeds)))
+        result = dict(zip(self.output_names, outs))
+        return result if output_names is None else {k: result[k] for k in output_names}
+
+    def _bind(self, args, kwargs) -> dict:
+        if len(args) > len(self.inputs):
+            raise InputError(f"got {len(args)} positional inputs, the model has {len(self.inputs)}")
+        feeds = {}
+        for spec, a in zip(self.inputs, args):
+            feeds[spec["name"]] = a
+        names = {s["name"] for s in self.inputs}
+        for k, a in kwargs.items():
+            if k not in names:
+                raise InputError(f"unknown input {k!r}; the model's inputs are {sorted(names)}")
+            if k in feeds:
+                raise InputError(f"input {k!r} given twice")
+            feeds[k] = a
+        checked, dims = {}, {}
+        for spec in self.inputs:
+            name = spec["name"]
+            if name not in feeds:
+                if spec["optional"]:
+                    continue
+                raise InputError(f"missing input {name!r}")
+            checked[name] = _check(spec, feeds[name], dims)
+        return checked
+
+    def _call(self, feeds: dict):
+        fn, args = self.specialisation(feeds)
+        return fn(*[feeds[n] for n in args[0]], *args[1])
+
+    # specialisations ---------------------------------------------------------------
+    def spec_key(self, feeds: dict) -> str:
+        h = hashlib.sha256()
+        for spec in self.inputs:
+            a = feeds.get(spec["name"])
+            if a is None:
+                h.update(b"absent;")
+                continue
+            h.update(repr((spec["name"], a.shape)).encode())
+            if spec["name"] in self.value_inputs:
+                h.update(a.tobytes())
+        return h.hexdigest()[:24]
+
+    def specialisation(self, feeds: dict):
+        key = self.spec_key(feeds)
+        got = self._specs.get(key)
+        if got is not None:
+            return got
+        with self._lock:
+            got = self._specs.get(key)
+            if got is None:
+                got = self._load_or_build(key, feeds)
+                self._specs[key] = got
+        return got
+
+    def _load_or_build(self, spec, feeds):
+        entry = self.cache.lookup(self.key, spec)
+        if entry is None:
+            if self.builder is None:
+                raise InputError("no compiled code for these input shapes in this artifact, and no compiler to build it")
+            meta = {n: (a.dtype, a.shape, a if n in self.value_inputs else None) for n, a in feeds.items()}
+            program = self.builder(meta)
+            self.cache.store(self.key, spec, program)
+            entry = self.cache.lookup(self.key, spec)
+            if entry is None:
+                raise RuntimeError(f"the cache at {self.cache.root} did not keep what was written")
+            self.stats["built"] += 1
+        else:
+            self.stats["loaded"] += 1
+        manifest, consts = entry
+        graph = self.cache.import_graph(manifest)
+        if os.environ.get("ONNXJIT_DEBUG"):
+            with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
+                print(f.read())
+        return graph, (manifest["args"], consts)
+
+    def warm(self, feeds: dict):
+        """Compile (or load) and run once, so the next call is steady-state."""
+        return self._call(feeds)
+
+
+def _check(spec, a, dims) -> np.ndarray:
+    name, want = spec["name"], np.dtype(spec["dtype"])
+    if not isinstance(a, np.ndarray):
+        a = np.asarray(a)
+        if a.dtype != want and a.dtype.kind == want.kind:
+            a = a.astype(want)
+    if a.dtype != want:
+        raise InputError(f"input {name!r}: expected dtype {want.name}, got {a.dtype.name}")
+    shape = spec["shape"]
+    if shape is not None:
+        if a.ndim != len(shape):
+            raise InputError(f"input {name!r}: expected rank {len(shape)} (shape {_fmt(shape)}), got shape {a.shape}")
+        for i, (d, n) in enumerate(zip(shape, a.shape)):
+            if isinstance(d, int) and d > 0 and d != n:
+                raise InputError(f"input {name!r}: dim {i} must be {d} (shape {_fmt(shape)}), got shape {a.shape}")
+            if isinstance(d, str):
+                if dims.setdefault(d, (n, name))[0] != n:
+                    raise InputError(f"input {name!r}: dim {i} ({d!r}) is {n}, but {d!r} is {dims[d][0]} in input {dims[d][1]!r}")
+    return np.ascontiguousarray(a)
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"

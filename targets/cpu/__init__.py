@@ -1,0 +1,39 @@
+"""The CPU target: IR -> one Python module of Numba code (a graph function
+calling fused kernels and hand-written kernel libraries)."""
+from __future__ import annotations
+
+from compiler.passes.fuse import fuse_elementwise
+
+from . import lower, lower_index, lower_nn, scalar  # noqa: F401 (lowerings register on import)
+from .emitter import Emitter
+
+NAME = "cpu"
+
+
+class LoweringError(Exception):
+    pass
+
+
+def build(graph, options: dict) -> dict:
+    """Returns {"source", "libs", "consts"}: all the runtime needs to load the graph."""
+    graph = fuse_elementwise(graph, scalar.supports, enabled=options.get("fusion", True))
+    em = Emitter()
+    for i, v in enumerate(graph.inputs):
+        em.bind_input(v, i)
+    for node in graph.nodes:
+        fn = lower.LOWER.get(node.op)
+        if fn is None:
+            raise LoweringError(f"node {node.name!r} ({node.op}): no CPU lowering")
+        try:
+            fn(node, em)
+        except NotImplementedError as e:
+            raise LoweringError(f"node {node.name!r} ({node.op}): {e}") from None
+    outs, seen = [], set()
+    for v in graph.outputs:
+        name = em[v]
+        if v in em.aliases or v in seen:
+            name = f"{name}.copy()"     # never hand out a view of an input or constant
+        seen.add(v)
+        outs.append(name)
+    text, libs = em.module(len(graph.inputs), outs)
+    return {"source": text, "libs": libs, "consts": em.consts, "fused_graph": graph}

@@ -1,0 +1,66 @@
+"""Fused elementwise groups -> one loop-nest kernel.
+
+Same-shape groups run as one flat loop; broadcasting groups as a loop nest over
+the output with the broadcast dims of each input indexed at 0. Sizes come from
+the arrays at run time, so one kernel text serves every shape of its rank."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import scalar, source
+from .emitter import NJIT, NJIT_PARALLEL, Emitter
+
+PARALLEL_MIN_SIZE = 1 << 18     # below this a prange's fork costs more than it saves
+
+
+def kernel_text(group, flat: bool, parallel: bool) -> str:
+    out = group.outputs[0]
+    ext = group.inputs
+    rank = len(out.shape)
+    names = {v: f"x{i}" for i, v in enumerate(ext)}
+    args = ", ".join(["out"] + [f"a{i}" for i in range(len(ext))])
+    lines = [NJIT_PARALLEL if parallel else NJIT, f"def KERNEL({args}):"]
+    rng = "prange" if parallel else "range"
+    if flat:
+        lines.append("    o = out.reshape(out.size)")
+        lines += [f"    b{i} = a{i}.reshape(a{i}.size)" for i in range(len(ext))]
+        lines.append(f"    for i in {rng}(o.size):")
+        pad = "        "
+        loads = [f"x{i} = b{i}[{'i' if v.size == out.size else '0'}]" for i, v in enumerate(ext)]
+        store = "o[i]"
+    else:
+        pad = "    "
+        for d in range(rank):
+            lines.append(f"{pad}for i{d} in {rng if d == 0 else 'range'}(out.shape[{d}]):")
+            pad += "    "
+        loads = []
+        for i, v in enumerate(ext):
+            shape = (1,) * (rank - len(v.shape)) + tuple(v.shape)
+            idx = ", ".join("0" if shape[d] == 1 and out.shape[d] != 1 else f"i{d}" for d in range(rank))
+            loads.append(f"x{i} = a{i}[{idx}]")
+        store = f"out[{', '.join(f'i{d}' for d in range(rank))}]"
+    lines += [pad + line for line in loads]
+    for k, node in enumerate(group.attrs["body"]):
+        args_ = [names[v] for v in node.inputs if v is not None]
+        dts = [v.dtype for v in node.inputs if v is not None]
+        expr = scalar.render(node, args_, dts)
+        names[node.outputs[0]] = f"t{k}"
+        lines.append(f"{pad}t{k} = {source.dtype_name(node.outputs[0].dtype)}({expr})")
+    lines.append(f"{pad}{store} = {names[out]}")
+    return "\n".join(lines)
+
+
+def lower_fused(group, em: Emitter):
+    out = group.outputs[0]
+    flat = all(v.shape == out.shape or v.size == 1 for v in group.inputs)
+    parallel = out.size >= PARALLEL_MIN_SIZE and (flat or out.shape[0] > 1)
+    k = em.kernel(kernel_text(group, flat, parallel))
+    rank = len(out.shape)
+    args = []
+    for v in group.inputs:
+        name = em[v]
+        if not flat and len(v.shape) != rank:
+            name = f"{name}.reshape({source.ints((1,) * (rank - len(v.shape)) + tuple(v.shape))})"
+        args.append(name)
+    res = em.alloc(out)
+    em.emit(f"{k}({', '.join([res] + args)})")

@@ -1,0 +1,185 @@
+"""Row-wise reductions: the caller moves the reduced axes last and views the
+tensor as (rows, n). Accumulation is in float64 (or int64) for accuracy."""
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, error_model="numpy")
+
+
+def _sum_like(transform, finish):
+    """A row reduction accumulating transform(v) in float64, then finish(acc, n).
+    One small function per Reduce op: Numba compiles only the ones a model uses."""
+    @njit(**_JIT)
+    def kernel(x, out):
+        rows, n = x.shape
+        for r in range(rows):
+            acc = 0.0
+            for j in range(n):
+                acc += transform(np.float64(x[r, j]))
+            out[r] = finish(acc, n)
+    return kernel
+
+
+@njit(inline="always")
+def _ident(v):
+    return v
+
+
+@njit(inline="always")
+def _abs(v):
+    return abs(v)
+
+
+@njit(inline="always")
+def _square(v):
+    return v * v
+
+
+@njit(inline="always")
+def _keep(acc, n):
+    return acc
+
+
+@njit(inline="always")
+def _mean(acc, n):
+    return acc / n
+
+
+@njit(inline="always")
+def _sqrt(acc, n):
+    return np.sqrt(acc)
+
+
+@njit(inline="always")
+def _log(acc, n):
+    return np.log(acc)
+
+
+sum_rows = _sum_like(_ident, _keep)
+mean_rows = _sum_like(_ident, _mean)
+l1_rows = _sum_like(_abs, _keep)
+l2_rows = _sum_like(_square, _sqrt)
+logsum_rows = _sum_like(_ident, _log)
+sumsquare_rows = _sum_like(_square, _keep)
+
+
+@njit(**_JIT)
+def int_sum_rows(x, out):
+    """Integer ReduceSum, exact in int64 (wrapping like numpy)."""
+    rows, n = x.shape
+    for r in range(rows):
+        acc = np.int64(0)
+        for j in range(n):
+            acc += x[r, j]
+        out[r] = acc
+
+
+@njit(**_JIT)
+def prod_rows(x, out):
+    rows, n = x.shape
+    for r in range(rows):
+        acc = x[r, 0] * 0 + 1 if n else 1
+        for j in range(n):
+            acc = acc * x[r, j]
+        out[r] = acc
+
+
+@njit(**_JIT)
+def max_rows(x, out):
+    """Row max; NaN propagates; an empty row gives -inf (the reduction's identity)."""
+    rows, n = x.shape
+    for r in range(rows):
+        if n == 0:
+            out[r] = -np.inf
+            continue
+        acc = x[r, 0]
+        for j in range(1, n):
+            v = x[r, j]
+            if v > acc or v != v:
+                acc = v
+        out[r] = acc
+
+
+@njit(**_JIT)
+def min_rows(x, out):
+    """Row min; NaN propagates; an empty row gives +inf."""
+    rows, n = x.shape
+    for r in range(rows):
+        if n == 0:
+            out[r] = np.inf
+            continue
+        acc = x[r, 0]
+        for j in range(1, n):
+            v = x[r, j]
+            if v < acc or v != v:
+                acc = v
+        out[r] = acc
+
+
+@njit(**_JIT)
+def logsumexp_rows(x, out):
+    rows, n = x.shape
+    for r in range(rows):
+        m = -np.inf
+        for j in range(n):
+            if x[r, j] > m:
+                m = x[r, j]
+        if m == -np.inf or m == np.inf:
+            m = 0.0
+        s = 0.0
+        for j in range(n):
+            s += np.exp(np.float64(x[r, j]) - m)
+        out[r] = np.log(s) + m
+
+
+SOFTMAX, LOGSOFTMAX, HARDMAX = range(3)
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_rows(x, out, kind):
+    """Softmax / LogSoftmax / Hardmax over the last axis of a (rows, n) view."""
+    rows, n = x.shape
+    for r in range(rows):
+        if kind == HARDMAX:
+            best = 0
+            for j in range(n):
+                out[r, j] = 0
+                if x[r, j] > x[r, best]:
+                    best = j
+            if n:
+                out[r, best] = 1
+            continue
+        m = -np.inf
+        for j in range(n):
+            if x[r, j] > m:
+                m = x[r, j]
+        s = 0.0
+        for j in range(n):
+            s += np.exp(np.float64(x[r, j]) - m)
+        if kind == SOFTMAX:
+            for j in range(n):
+                out[r, j] = np.exp(np.float64(x[r, j]) - m) / s
+        else:
+            ls = np.log(s)
+            for j in range(n):
+                out[r, j] = np.float64(x[r, j]) - m - ls
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_rows(x, scale, bias, out, mean_out, inv_out, eps):
+    """LayerNormalization over the last axis of a (rows, n) view; scale/bias of length n."""
+    rows, n = x.shape
+    for r in range(rows):
+        s = 0.0
+        for j in range(n):
+            s += x[r, j]
+        mean = s / n
+        v = 0.0
+        for j in range(n):
+            d = x[r, j] - mean
+            v += d * d
+        inv = 1.0 / np.sqrt(v / n + eps)
+        mean_out[r] = mean
+        inv_out[r] = inv
+        for j in range(n):
+            out[r, j] = (x[r, j] - mean) * inv * scale[j] + bias[j]

@@ -1,0 +1,303 @@
+"""CPU lowerings: one function per op that emits lines of the graph function.
+
+Each lowering gets the IR node and the Emitter; sizes are the IR's concrete
+shapes, rendered through targets.cpu.source so no model text enters the code."""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ops import reduce as reduce_ops
+from compiler.ops import shape as shape_ops
+from compiler.ops.common import attr, axis
+from compiler.ir import Node
+from compiler.registry import REGISTRY
+
+from . import elementwise, source
+from .emitter import Emitter
+from .kernels import reduce as reduce_kernels
+
+LOWER: dict = {}
+
+
+def lower(*ops):
+    def deco(fn):
+        for op in ops:
+            LOWER[op] = fn
+            if op in REGISTRY:
+                REGISTRY[op].lower["cpu"] = fn
+        return fn
+    return deco
+
+
+LOWER["Fused"] = elementwise.lower_fused
+
+
+def transpose_into(em, src: str, shape, perm, dst: str):
+    """Emit dst[...] = transpose(src, perm) as a plain loop nest (Numba compiles
+    np.ascontiguousarray of a transposed view ~20x slower than this)."""
+    rank = len(perm)
+    lines = ["@njit(cache=True, error_model='numpy')", "def KERNEL(out, a):"]
+    pad = "    "
+    for d in range(rank):
+        lines.append(f"{pad}for i{d} in range(out.shape[{d}]):")
+        pad += "    "
+    src_idx = [""] * rank
+    for d, p in enumerate(perm):
+        src_idx[p] = f"i{d}"
+    lines.append(f"{pad}out[{', '.join(f'i{d}' for d in range(rank))}] = a[{', '.join(src_idx)}]")
+    k = em.kernel("\n".join(lines))
+    em.emit(f"{k}({dst}, {src})")
+
+
+def transposed(em, name: str, shape, perm) -> str:
+    """A fresh contiguous array holding transpose(name, perm)."""
+    t = em.tmp()
+    out_shape = tuple(shape[p] for p in perm)
+    em.emit(f"{t} = np.empty({source.ints(out_shape)}, {name}.dtype)")
+    transpose_into(em, name, shape, perm, t)
+    return t
+
+
+def _rows_view(em, x, axes_last):
+    """x with `axes_last` moved to the end, as a contiguous (rows, n) view."""
+    rank = len(x.shape)
+    rest = [a for a in range(rank) if a not in axes_last]
+    perm = rest + list(axes_last)
+    name = em[x]
+    if perm != list(range(rank)):
+        name = transposed(em, name, x.shape, perm)
+    n = int(np.prod([x.shape[a] for a in axes_last], dtype=np.int64))
+    rows = int(np.prod([x.shape[a] for a in rest], dtype=np.int64))
+    return f"{name}.reshape({source.ints((rows, n))})", perm, rows, n
+
+
+@lower("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+def _reshape(node: Node, em: Emitter):
+    out = node.outputs[0]
+    em.define(out, f"{em[node.inputs[0]]}.reshape({source.ints(out.shape)})", alias=True)
+
+
+@lower("Transpose")
+def _transpose(node, em):
+    perm = shape_ops.transpose_perm(node)
+    res = em.alloc(node.outputs[0])
+    transpose_into(em, em[node.inputs[0]], node.inputs[0].shape, perm, res)
+
+
+@lower("Concat")
+def _concat(node, em):
+    ins = [em[v] for v in node.inputs if v is not None]
+    a = axis(attr(node, "axis"), len(node.outputs[0].shape))
+    em.define(node.outputs[0], f"np.concatenate(({', '.join(ins)},), axis={a})")
+
+
+def _slice_text(slices) -> str:
+    parts = []
+    for s in slices:
+        parts.append(":".join("" if x is None else repr(int(x)) for x in (s.start, s.stop, s.step)))
+    return ", ".join(parts)
+
+
+@lower("Slice")
+def _slice(node, em):
+    text = _slice_text(shape_ops.python_slices(node))
+    em.define(node.outputs[0], f"{em[node.inputs[0]]}[{text}].copy()")
+
+
+@lower("Split")
+def _split(node, em):
+    a, sizes = shape_ops.split_sizes(node)
+    start = 0
+    x = node.inputs[0]
+    for v, k in zip(node.outputs, sizes):
+        sl = [slice(None)] * len(x.shape)
+        sl[a] = slice(start, start + k, 1)
+        start += k
+        em.define(v, f"{em[x]}[{_slice_text(sl)}].copy()")
+
+
+@lower("Expand")
+def _expand(node, em):
+    body = Node("Identity", [node.inputs[0]], node.outputs, {})
+    elementwise.lower_fused(Node("Fused", [node.inputs[0]], node.outputs, {"body": [body]}), em)
+
+
+@lower("Dropout")
+def _dropout(node, em):
+    ratio, training = node.input(1), node.input(2)
+    if training is not None and (training.const is None or bool(training.const)):
+        if ratio is None or ratio.const is None or float(ratio.const) != 0.0:
+            raise NotImplementedError("Dropout in training mode (random) is not supported")
+    em.define(node.outputs[0], em[node.inputs[0]], alias=True)
+    if len(node.outputs) > 1:
+        em.define(node.outputs[1], f"np.ones({source.ints(node.outputs[1].shape)}, np.bool_)")
+
+
+@lower("DepthToSpace", "SpaceToDepth")
+def _depth_space(node, em):
+    n, c, h, w = node.inputs[0].shape
+    b = attr(node, "blocksize")
+    if node.op == "DepthToSpace":
+        if attr(node, "mode", "DCR") == "DCR":
+            mid, perm = (n, b, b, c // (b * b), h, w), (0, 3, 4, 1, 5, 2)
+        else:
+            mid, perm = (n, c // (b * b), b, b, h, w), (0, 1, 4, 2, 5, 3)
+    else:
+        mid, perm = (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4)
+    x = em[node.inputs[0]]
+    out = node.outputs[0]
+    t = transposed(em, f"{x}.reshape({source.ints(mid)})", mid, perm)
+    em.define(out, f"{t}.reshape({source.ints(out.shape)})")
+
+
+@lower("Tile")
+def _tile(node, em):
+    x, out = node.inputs[0], node.outputs[0]
+    rank = len(out.shape)
+    if rank == 0:
+        em.define(out, f"{em[x]}.copy()")
+        return
+    lines = ["@njit(cache=True, error_model='numpy')", "def KERNEL(out, a):"]
+    pad = "    "
+    for d in range(rank):
+        lines.append(f"{pad}for i{d} in range(out.shape[{d}]):")
+        pad += "    "
+    idx = ", ".join(f"i{d}" for d in range(rank))
+    src = ", ".join(f"i{d} % a.shape[{d}]" for d in range(rank))
+    lines.append(f"{pad}out[{idx}] = a[{src}]")
+    k = em.kernel("\n".join(lines))
+    res = em.alloc(out)
+    em.emit(f"{k}({res}, {em[x]})")
+
+
+PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2, "wrap": 3}
+
+
+@lower("Pad")
+def _pad(node, em):
+    x, out = node.inputs[0], node.outputs[0]
+    mode = attr(node, "mode", "constant")
+    if mode not in PAD_MODES:
+        raise NotImplementedError(f"Pad mode {mode!r}")
+    before, _ = shape_ops.pad_amounts(node)
+    rank = len(out.shape)
+    value = node.input(2)
+    lines = ["@njit(cache=True, error_model='numpy')", "def KERNEL(out, a, before, value):"]
+    pad = "    "
+    for d in range(rank):
+        lines.append(f"{pad}for i{d} in range(out.shape[{d}]):")
+        pad += "    "
+        lines.append(f"{pad}j{d} = i{d} - before[{d}]")
+        n = f"a.shape[{d}]"
+        if mode == "reflect":
+            lines.append(f"{pad}if {n} > 1:")
+            lines.append(f"{pad}    p = 2 * ({n} - 1)")
+            lines.append(f"{pad}    j{d} = j{d} % p")
+            lines.append(f"{pad}    j{d} = p - j{d} if j{d} >= {n} else j{d}")
+            lines.append(f"{pad}else:")
+            lines.append(f"{pad}    j{d} = 0")
+        elif mode == "edge":
+            lines.append(f"{pad}j{d} = min(max(j{d}, 0), {n} - 1)")
+        elif mode == "wrap":
+            lines.append(f"{pad}j{d} = j{d} % {n}")
+    idx = ", ".join(f"i{d}" for d in range(rank))
+    src = ", ".join(f"j{d}" for d in range(rank))
+    if mode == "constant":
+        inside = " and ".join(f"0 <= j{d} < a.shape[{d}]" for d in range(rank)) or "True"
+        lines.append(f"{pad}out[{idx}] = a[{src}] if {inside} else value[0]")
+    else:
+        lines.append(f"{pad}out[{idx}] = a[{src}]")
+    k = em.kernel("\n".join(lines))
+    res = em.alloc(out)
+    val = f"{em[value]}.reshape(1)" if value is not None else em.const(np.zeros(1, x.dtype))
+    em.emit(f"{k}({res}, {em[x]}, {em.const(np.asarray(before, np.int64))}, {val})")
+
+
+@lower(*reduce_ops.REDUCE_OPS)
+def _reduce(node, em):
+    x, out = node.inputs[0], node.outputs[0]
+    ax = reduce_ops.reduce_axes(node)
+    if not ax:
+        em.define(out, f"{em[x]}.copy()")
+        return
+    view, _, rows, _ = _rows_view(em, x, ax)
+    fn = node.op[len("Reduce"):].lower() + "_rows"
+    if fn == "sum_rows" and x.dtype.kind in "iub":
+        fn = "int_sum_rows"
+    assert hasattr(reduce_kernels, fn), fn
+    L = em.lib("reduce")
+    res = em.alloc(out)
+    em.emit(f"{L}.{fn}({view}, {res}.reshape({rows}))")
+
+
+@lower("Softmax", "LogSoftmax", "Hardmax")
+def _softmax(node, em):
+    x, out = node.inputs[0], node.outputs[0]
+    a, coerce = reduce_ops.softmax_axis(node)
+    rank = len(x.shape)
+    if coerce:
+        rows = int(np.prod(x.shape[:a], dtype=np.int64))
+        view, perm = f"{em[x]}.reshape({source.ints((rows, x.size // max(rows, 1)))})", list(range(rank))
+    else:
+        view, perm, rows, _ = _rows_view(em, x, (a,))
+    kind = {"Softmax": 0, "LogSoftmax": 1, "Hardmax": 2}[node.op]
+    L = em.lib("reduce")
+    rows_n = source.ints((rows, x.size // max(rows, 1)))
+    res = em.alloc(out)
+    if perm == list(range(rank)):
+        em.emit(f"{L}.softmax_rows({view}, {res}.reshape({rows_n}), {kind})")
+        return
+    t = em.tmp()
+    em.emit(f"{t} = np.empty({source.ints(tuple(x.shape[p] for p in perm))}, {source.dtype_name(out.dtype)})")
+    em.emit(f"{L}.softmax_rows({view}, {t}.reshape({rows_n}), {kind})")
+    transpose_into(em, t, tuple(x.shape[p] for p in perm), [int(i) for i in np.argsort(perm)], res)
+
+
+@lower("LayerNormalization")
+def _layernorm(node, em):
+    x, out = node.inputs[0], node.outputs[0]
+    a = axis(attr(node, "axis", -1), len(x.shape))
+    rows = int(np.prod(x.shape[:a], dtype=np.int64))
+    n = x.size // max(rows, 1)
+    inner = source.ints(x.shape[a:])
+
+    def param(v, fill):
+        if v is None:
+            return em.const(np.full(n, fill, x.dtype))
+        return f"np.broadcast_to({em[v]}, {inner}).copy().reshape({n})"
+    L = em.lib("reduce")
+    res = em.alloc(out)
+    stats = []
+    for i in (1, 2):
+        if len(node.outputs) > i:
+            stats.append(em.alloc(node.outputs[i]) + f".reshape({rows})")
+        else:
+            t = em.tmp()
+            em.emit(f"{t} = np.empty({rows}, np.float32)")
+            stats.append(t)
+    eps = source.num(attr(node, "epsilon", 1e-5))
+    em.emit(f"{L}.layernorm_rows({em[x]}.reshape({source.ints((rows, n))}), {param(node.input(1), 1)}, "
+            f"{param(node.input(2), 0)}, {res}.reshape({source.ints((rows, n))}), {stats[0]}, {stats[1]}, {eps})")
+
+
+@lower("MatMul")
+def _matmul(node, em):
+    a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    a2 = (1,) + a.shape if len(a.shape) == 1 else a.shape
+    b2 = b.shape + (1,) if len(b.shape) == 1 else b.shape
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    nb = int(np.prod(batch, dtype=np.int64))
+    res = em.alloc(out)
+    isfloat = out.dtype.kind == "f"
+    if isfloat and len(b2) == 2:        # one big GEMM: fold the batch into rows
+        em.emit(f"np.dot({em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
+                f"{res}.reshape({source.ints((nb * m, n))}))")
+        return
+    a_idx = np.broadcast_to(np.arange(int(np.prod(a2[:-2], dtype=np.int64))).reshape(a2[:-2]), batch).reshape(-1)
+    b_idx = np.broadcast_to(np.arange(int(np.prod(b2[:-2], dtype=np.int64))).reshape(b2[:-2]), batch).reshape(-1)
+    L = em.lib("linalg")
+    fn = "matmul_batched" if isfloat else "matmul_batched_int"
+    em.emit(f"{L}.{fn}({em[a]}.reshape({source.ints((a_idx.max() + 1 if a_idx.size else 1, m, k))}), "
+            f"{em[b]}.reshape({source.ints((b_idx.max() + 1 if b_idx.size else 1, k, n))}), "
+            f"{res}.reshape({source.ints((nb, m, n))}), {em.const(a_idx.astype(np.int64))}, {em.const(b_idx.astype(np.int64))})")

@@ -1,0 +1,144 @@
+"""CPU lowerings of convolution, pooling and normalisation onto the
+hand-written kernels of targets/cpu/kernels/nn.py (rank-5 views, 3-tuples)."""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ops import nn as nn_ops
+from compiler.ops.common import attr
+
+from . import source
+from .lower import lower
+
+
+def _as5(shape):
+    """(N, C, *spatial) -> (N, C, D, H, W) with size-1 dims in front."""
+    return tuple(shape[:2]) + (1,) * (5 - len(shape)) + tuple(shape[2:])
+
+
+def _p3(values, fill):
+    values = tuple(int(v) for v in values)
+    return source.ints((fill,) * (3 - len(values)) + values)
+
+
+def _float_only(node):
+    if node.inputs[0].dtype.kind != "f":
+        raise NotImplementedError(f"{node.op} on {node.inputs[0].dtype} is not supported")
+
+
+def _view5(em, v):
+    return f"{em[v]}.reshape({source.ints(_as5(v.shape))})"
+
+
+@lower("Conv")
+def _conv(node, em):
+    _float_only(node)
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    geo = nn_ops.conv_geometry(node)
+    b = node.input(2)
+    bias = em[b] if b is not None else em.const(np.zeros(w.shape[0], x.dtype))
+    L = em.lib("nn")
+    res = em.alloc(out)
+    em.emit(f"{L}.conv({_view5(em, x)}, {_view5(em, w)}, {bias}, {res}.reshape({source.ints(_as5(out.shape))}), "
+            f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, {_p3(geo['dilations'], 1)}, {int(attr(node, 'group', 1))})")
+
+
+@lower("ConvTranspose")
+def _conv_transpose(node, em):
+    _float_only(node)
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    geo = nn_ops.conv_transpose_geometry(node)
+    b = node.input(2)
+    bias = em[b] if b is not None else em.const(np.zeros(out.shape[1], x.dtype))
+    L = em.lib("nn")
+    res = em.alloc(out)
+    em.emit(f"{L}.conv_transpose({_view5(em, x)}, {_view5(em, w)}, {bias}, {res}.reshape({source.ints(_as5(out.shape))}), "
+            f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, {_p3(geo['dilations'], 1)}, {int(attr(node, 'group', 1))})")
+
+
+@lower("MaxPool", "AveragePool", "LpPool")
+def _pool(node, em):
+    _float_only(node)
+    x, out = node.inputs[0], node.outputs[0]
+    geo = nn_ops.pool_geometry(node)
+    L = em.lib("nn")
+    res = em.alloc(out)
+    o5 = f"{res}.reshape({source.ints(_as5(out.shape))})"
+    common = f"{_p3(geo['kernel'], 1)}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}"
+    dil = _p3(geo["dilations"], 1)
+    if node.op == "MaxPool":
+        if len(node.outputs) > 1:
+            idx = em.alloc(node.outputs[1]) + f".reshape({source.ints(_as5(out.shape))})"
+        else:
+            idx = "np.empty((0, 0, 0, 0, 0), np.int64)"
+        em.emit(f"{L}.max_pool({_view5(em, x)}, {o5}, {idx}, {common}, {dil}, {int(attr(node, 'storage_order', 0))})")
+    elif node.op == "AveragePool":
+        em.emit(f"{L}.avg_pool({_view5(em, x)}, {o5}, {common}, {_p3(geo['pads_end'], 0)}, {dil}, "
+                f"{int(attr(node, 'count_include_pad', 0))})")
+    else:
+        em.emit(f"{L}.lp_pool({_view5(em, x)}, {o5}, {common}, {dil}, {source.num(float(attr(node, 'p', 2)))})")
+
+
+def _nc_s(v):
+    return source.ints((v.shape[0], v.shape[1], int(np.prod(v.shape[2:], dtype=np.int64))))
+
+
+@lower("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(node, em):
+    _float_only(node)
+    x, out = node.inputs[0], node.outputs[0]
+    L = em.lib("nn")
+    res = em.alloc(out)
+    em.emit(f"{L}.global_pool({em[x]}.reshape({_nc_s(x)}), {res}.reshape({source.ints(out.shape[:2])}), "
+            f"{node.op == 'GlobalMaxPool'})")
+
+
+@lower("LRN")
+def _lrn(node, em):
+    _float_only(node)
+    x, out = node.inputs[0], node.outputs[0]
+    L = em.lib("nn")
+    res = em.alloc(out)
+    em.emit(f"{L}.lrn({em[x]}.reshape({_nc_s(x)}), {res}.reshape({_nc_s(x)}), {int(attr(node, 'size'))}, "
+            f"{source.num(float(attr(node, 'alpha', 1e-4)))}, {source.num(float(attr(node, 'beta', 0.75)))}, "
+            f"{source.num(float(attr(node, 'bias', 1.0)))})")
+
+
+@lower("InstanceNormalization")
+def _instance_norm(node, em):
+    _float_only(node)
+    x, s, b = node.inputs[:3]
+    out = node.outputs[0]
+    L = em.lib("nn")
+    res = em.alloc(out)
+    em.emit(f"{L}.instance_norm({em[x]}.reshape({_nc_s(x)}), {em[s]}, {em[b]}, {res}.reshape({_nc_s(x)}), "
+            f"{source.num(float(attr(node, 'epsilon', 1e-5)))})")
+
+
+@lower("Resize", "Upsample")
+def _resize(node, em):
+    from compiler.ops.resize import resize_geometry
+    from .kernels import resize as rk
+    x, out = node.inputs[0], node.outputs[0]
+    _, axis_scales = resize_geometry(node)
+    try:
+        if attr(node, "_legacy", False):
+            mode, coord, nearest = rk.upsample_codes(attr(node, "mode", "nearest"))
+        else:
+            mode, coord, nearest = rk.resize_codes(attr(node, "mode", "nearest"),
+                                                   attr(node, "coordinate_transformation_mode", "half_pixel"),
+                                                   attr(node, "nearest_mode", "round_prefer_floor"))
+    except ValueError as e:
+        raise NotImplementedError(str(e)) from None
+    roi_v = node.input(1)
+    roi = None if roi_v is None or roi_v.const is None or roi_v.const.size == 0 else roi_v.const
+    full_roi = rk.expand_roi(len(x.shape), None if roi is None else roi.tolist(), attr(node, "axes"))
+    roi_dtype = np.float64 if roi is None or roi.dtype != np.float32 else np.float32
+    L = em.lib("resize")
+    res = em.alloc(out)
+    xs = em[x] if x.shape else f"{em[x]}.reshape(1)"
+    os_ = res if x.shape else f"{res}.reshape(1)"
+    em.emit(f"{L}.resize({xs}, {os_}, {em.const(np.asarray(axis_scales or (1.0,), np.float64))}, "
+            f"{em.const(np.asarray(full_roi, roi_dtype))}, {mode}, {coord}, {nearest}, "
+            f"{source.num(float(attr(node, 'cubic_coeff_a', -0.75)))}, {int(attr(node, 'exclude_outside', 0))}, "
+            f"{source.num(float(attr(node, 'extrapolation_value', 0.0)))}, {int(attr(node, 'antialias', 0))})")

@@ -1,0 +1,147 @@
+"""ONNX node conformance cases on our compiler.
+
+    python -m tests.conformance            # run every case, print the count
+    python -m tests.conformance --write    # ... and rewrite the committed pass list
+
+Cases come from the installed onnx (`collect_testcases`); each is compiled
+with onnxjit and compared with the shipped expected outputs (rtol 1e-3,
+atol 1e-7, same dtype and shape). Crashing cases are isolated: workers run
+chunks in subprocesses and resume after the case that brought them down."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PASS_LIST = os.path.join(HERE, "conformance_pass_cpu.txt")
+RTOL, ATOL = 1e-3, 1e-7
+
+
+def cases() -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from onnx.backend.test.case.node import collect_testcases
+        return {c.name: c for c in collect_testcases()}
+
+
+def compare(name, got, want):
+    if isinstance(want, np.ndarray) or np.isscalar(want):
+        want = np.asarray(want)
+        got = np.asarray(got)
+        if got.dtype != want.dtype:
+            raise AssertionError(f"output {name}: dtype {got.dtype}, expected {want.dtype}")
+        if got.shape != want.shape:
+            raise AssertionError(f"output {name}: shape {got.shape}, expected {want.shape}")
+        if want.dtype.kind in "fc":
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True, err_msg=name)
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    else:
+        raise AssertionError(f"output {name}: non-tensor outputs are not supported")
+
+
+def run_case(case, target="cpu"):
+    """Compile and run one case; raises on any failure or mismatch."""
+    from compiler import compile
+    fn = compile(case.model, target=target)
+    names = [i.name for i in case.model.graph.input]
+    outs = [o.name for o in case.model.graph.output]
+    for inputs, expected in case.data_sets:
+        feeds = dict(zip(names, inputs))
+        got = fn.run(feeds)
+        for o, want in zip(outs, expected):
+            compare(o, got[o], want)
+
+
+def _worker(names_file, out_file, target):
+    all_cases = cases()
+    with open(names_file) as f:
+        names = [n.strip() for n in f if n.strip()]
+    with open(out_file, "a") as out:
+        for n in names:
+            out.write(json.dumps({"name": n, "start": True}) + "\n")
+            out.flush()
+            t0 = time.perf_counter()
+            try:
+                run_case(all_cases[n], target)
+                res = {"name": n, "ok": True}
+            except Exception as e:   # noqa: BLE001 -- a failing case is data here
+                msg = "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()
+                res = {"name": n, "ok": False, "error": (msg[0] if msg else type(e).__name__)[:300]}
+            res["s"] = round(time.perf_counter() - t0, 3)
+            out.write(json.dumps(res) + "\n")
+            out.flush()
+
+
+def run_all(names, target="cpu", jobs=2) -> dict:
+    """name -> result dict, running chunks in subprocesses that survive crashes."""
+    work = tempfile.mkdtemp(prefix="onnxjit-conf-")
+    chunks = [names[i::jobs] for i in range(jobs)]
+    results: dict = {}
+    pending = {i: list(c) for i, c in enumerate(chunks) if c}
+    while pending:
+        procs = {}
+        for i, todo in pending.items():
+            nf, of = os.path.join(work, f"names{i}.txt"), os.path.join(work, f"out{i}.jsonl")
+            with open(nf, "w") as f:
+                f.write("\n".join(todo))
+            open(of, "w").close()
+            procs[i] = (subprocess.Popen([sys.executable, "-m", "tests.conformance", "--worker", nf, of, target],
+                                         cwd=os.path.dirname(HERE)), of)
+        nxt = {}
+        for i, (p, of) in procs.items():
+            p.wait()
+            started = None
+            for line in open(of):
+                r = json.loads(line)
+                if r.get("start"):
+                    started = r["name"]
+                else:
+                    results[r["name"]] = r
+                    started = None
+            if started is not None:
+                results[started] = {"name": started, "ok": False, "error": f"crashed (exit {p.returncode})"}
+            rest = [n for n in pending[i] if n not in results]
+            if rest:
+                nxt[i] = rest
+        pending = nxt
+    return results
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--write", action="store_true", help="rewrite the committed pass list")
+    ap.add_argument("--target", default="cpu")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", default="", help="substring filter on case names")
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        return _worker(*a.worker)
+    names = sorted(n for n in cases() if a.only in n)
+    t0 = time.time()
+    res = run_all(names, a.target, a.jobs)
+    ok = sorted(n for n, r in res.items() if r["ok"])
+    fails = {}
+    for r in res.values():
+        if not r["ok"]:
+            fails.setdefault(r["error"][:120], []).append(r["name"])
+    for err, ns in sorted(fails.items(), key=lambda kv: -len(kv[1]))[:60]:
+        print(f"{len(ns):4d}  {err}   e.g. {ns[0]}")
+    print(f"{len(ok)} of {len(names)} node cases pass on {a.target} ({time.time() - t0:.0f} s)")
+    if a.write:
+        with open(PASS_LIST if a.target == "cpu" else PASS_LIST.replace("cpu", a.target), "w") as f:
+            f.write("\n".join(ok) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The eight model-zoo architectures shipped in the onnx wheel (constant weights,
+expected outputs): each compiled on cpu must match onnxruntime and the shipped output."""
+import glob
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from compiler import compile
+
+LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+MODELS = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(LIGHT, "light_*.onnx")))
+
+
+def test_all_eight_are_there():
+    assert len(MODELS) == 8, MODELS
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_light_model(name, tmp_path):
+    path = os.path.join(LIGHT, name + ".onnx")
+    expected = onnx.TensorProto()
+    with open(os.path.join(LIGHT, name + "_output_0.pb"), "rb") as f:
+        expected.ParseFromString(f.read())
+    expected = numpy_helper.to_array(expected)
+    fn = compile(path, cache_dir=str(tmp_path))
+    got = fn.run({})
+    out = list(got.values())[0]
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    ref = sess.run(None, {})[0]
+    np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-5)
+
+
+def test_bundled_model_matches_onnxruntime(tmp_path):
+    from compiler.cli import DEFAULT_MODEL
+    ort = pytest.importorskip("onnxruntime")
+    fn = compile(DEFAULT_MODEL, cache_dir=str(tmp_path))
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    want = ort.InferenceSession(DEFAULT_MODEL, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    np.testing.assert_allclose(fn(x), want, rtol=1e-4, atol=1e-6)

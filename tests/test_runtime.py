@@ -1,0 +1,121 @@
+"""The callable: calling conventions, input errors, symbolic dims, the disk
+cache (warm load in a new process, corruption), and the runtime's isolation."""
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from compiler import compile
+from runtime import InputError
+from tests.helpers import F, model, reference
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def two_output_model():
+    return model([helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["r"]),
+                  helper.make_node("Softmax", ["r"], ["p"], axis=-1)],
+                 [("x", F, ["batch", 4])], [("r", F, ["batch", 3]), ("p", F, ["batch", 3])],
+                 {"w": np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)})
+
+
+def test_calling_conventions(tmp_path):
+    m = two_output_model()
+    fn = compile(m, cache_dir=str(tmp_path))
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    want = reference(m, {"x": x})
+    r, p = fn(x)
+    r2, p2 = fn(x=x)
+    d = fn.run({"x": x})
+    for got in (r, r2, d["r"]):
+        np.testing.assert_allclose(got, want[0], rtol=1e-5, atol=1e-6)
+    for got in (p, p2, d["p"]):
+        np.testing.assert_allclose(got, want[1], rtol=1e-5, atol=1e-6)
+
+
+def test_symbolic_dim_takes_new_sizes(tmp_path):
+    m = two_output_model()
+    fn = compile(m, cache_dir=str(tmp_path))
+    rng = np.random.default_rng(1)
+    for batch in (1, 7, 3, 7):
+        x = rng.standard_normal((batch, 4)).astype(np.float32)
+        np.testing.assert_allclose(fn(x)[1], reference(m, {"x": x})[1], rtol=1e-5, atol=1e-6)
+    assert fn.stats["built"] == 3     # batch 7 was reused, not rebuilt
+
+
+@pytest.mark.parametrize("bad, words", [
+    (np.zeros((2, 4), np.float64), ["'x'", "float32", "float64"]),
+    (np.zeros((2, 4, 1), np.float32), ["'x'", "rank 2"]),
+    (np.zeros((2, 5), np.float32), ["'x'", "dim 1 must be 4"]),
+])
+def test_input_errors_name_the_input(bad, words, tmp_path):
+    fn = compile(two_output_model(), cache_dir=str(tmp_path))
+    with pytest.raises(InputError) as e:
+        fn(bad)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_missing_and_unknown_inputs(tmp_path):
+    fn = compile(two_output_model(), cache_dir=str(tmp_path))
+    with pytest.raises(InputError, match="missing input 'x'"):
+        fn()
+    with pytest.raises(InputError, match="unknown input 'y'"):
+        fn(y=np.zeros((1, 4), np.float32))
+
+
+def _run_in_new_process(code, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+LOAD = ("import sys, numpy as np; from compiler import compile; "
+        "fn = compile(sys.argv[1], cache_dir=sys.argv[2]); "
+        "y = fn(np.ones((2, 4), np.float32)); print(fn.stats['built'], fn.stats['loaded'], float(y[1].sum()))")
+
+
+def test_second_process_loads_from_disk_and_corruption_is_rebuilt(tmp_path):
+    import onnx
+    path = str(tmp_path / "m.onnx")
+    onnx.save(two_output_model(), path)
+    cache = str(tmp_path / "cache")
+    built, loaded, total = _run_in_new_process(LOAD, path, cache).split()
+    assert (built, loaded) == ("1", "0")
+    built, loaded, total2 = _run_in_new_process(LOAD, path, cache).split()
+    assert (built, loaded) == ("0", "1") and total2 == total
+    for npz in glob.glob(os.path.join(cache, "models", "*", "*.npz")):   # corrupt the weights
+        with open(npz, "r+b") as f:
+            f.seek(60)
+            f.write(b"garbage!")
+    built, loaded, total3 = _run_in_new_process(LOAD, path, cache).split()
+    assert (built, loaded) == ("1", "0") and total3 == total
+
+
+def test_runtime_imports_neither_compiler_targets_nor_onnx():
+    out = _run_in_new_process("import sys, runtime; print(sorted(m for m in ('compiler', 'targets', 'onnx') if m in sys.modules))")
+    assert out.strip() == "[]"
+
+
+def test_model_text_never_reaches_generated_code(tmp_path):
+    evil = "x'); import os; os.system('echo pwned') #"
+    m = model([helper.make_node("Relu", [evil], ["o\"+__import__('os').getcwd()+\""], name="n'); evil()")],
+              [(evil, F, [2])], [("o\"+__import__('os').getcwd()+\"", F, [2])])
+    fn = compile(m, cache_dir=str(tmp_path))
+    np.testing.assert_array_equal(fn(np.array([-1, 2], np.float32)), [0, 2])
+    for src in glob.glob(os.path.join(str(tmp_path), "src", "*.py")):
+        text = open(src).read()
+        assert "pwned" not in text and "getcwd" not in text and "evil" not in text
+
+
+def test_cli_runs_the_bundled_model(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "compiler.cli", "run", "--repeat", "3", "--cache-dir", str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    assert "output probs: float32[1, 10]" in out.stdout
+    assert "cold compile" in out.stdout and "warm load" in out.stdout and "per-call latency" in out.stdout
