@@ -24,6 +24,13 @@ def to_numpy(elem_type: int) -> np.dtype:
         raise UnsupportedDType(f"element type {name} is not supported on this target") from None
 
 
+def from_numpy(dtype) -> int:
+    for elem, t in ONNX_TO_NUMPY.items():
+        if np.dtype(t) == np.dtype(dtype):
+            return elem
+    raise UnsupportedDType(f"dtype {np.dtype(dtype)} has no ONNX element type here")
+
+
 def is_float(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
 

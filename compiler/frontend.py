@@ -15,7 +15,8 @@ from .ops.common import ShapeError
 from .passes.fold import fold_node
 from .registry import lookup
 
-SHAPE_ONLY_OPS = {"Shape", "Size"}   # their output depends on the input's shape, not its values
+SHAPE_ONLY_OPS = {"Shape", "Size"}
+OPSET_TAG = "onnxjit-function-opset:"   # their output depends on the input's shape, not its values
 
 
 class UnsupportedModel(Exception):
@@ -58,37 +59,69 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     return _expand_schema_functions(model)
 
 
-def _expand_schema_functions(model):
+def _expand_schema_functions(model, rounds: int = 4):
+    """Replace unsupported standard ops by their ONNX function bodies (plain or
+    context-dependent, which need the input types), a few rounds deep."""
     opset = opset_of(model)
-    changed, nodes = False, []
-    for node in model.graph.node:
-        if node.domain in ("", "ai.onnx") and lookup(node.op_type) is None:
-            body = _function_body(node, opset)
-            if body is not None:
-                nodes.extend(body)
-                changed = True
-                continue
-        nodes.append(node)
-    if not changed:
-        return model
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return _expand_schema_functions(model)
+    for _ in range(rounds):
+        types = _value_types(model)
+        changed, nodes = False, []
+        for node in model.graph.node:
+            if node.domain in ("", "ai.onnx") and lookup(node.op_type) is None:
+                body = _function_body(node, opset, types)
+                if body is not None:
+                    nodes.extend(body)
+                    changed = True
+                    continue
+            nodes.append(node)
+        if not changed:
+            return model
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return model
 
 
-def _function_body(node, opset):
-    """The nodes of a standard op's function body, renamed into this graph."""
+def _value_types(model) -> dict:
+    """name -> TypeProto, from shape inference (needed by context-dependent bodies)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:   # noqa: BLE001 -- inference is best effort; the body then stays unexpanded
+        inferred = model
+    g = inferred.graph
+    types = {v.name: v.type for v in list(g.input) + list(g.value_info) + list(g.output)}
+    for init in g.initializer:
+        types.setdefault(init.name, helper.make_tensor_type_proto(init.data_type, list(init.dims)))
+    return types
+
+
+def _schema_body(node, opset, types):
     try:
         schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
     except onnx.defs.SchemaError:
         return None
-    if not schema.has_function and not schema.has_context_dependent_function:
+    if schema.has_function:
+        return onnx.FunctionProto.FromString(schema.function_body.SerializeToString()), schema
+    if schema.has_context_dependent_function:
+        if any(i and i not in types for i in node.input):
+            return None
+        arg_types = [types[i].SerializeToString() if i else onnx.TypeProto().SerializeToString() for i in node.input]
+        try:
+            data = schema.get_context_dependent_function(node.SerializeToString(), arg_types)
+        except Exception:   # noqa: BLE001 -- onnx refuses some inputs; the op stays unsupported
+            return None
+        return onnx.FunctionProto.FromString(data), schema
+    return None
+
+
+def _function_body(node, opset, types):
+    """The nodes of a standard op's function body, renamed into this graph."""
+    found = _schema_body(node, opset, types)
+    if found is None:
         return None
-    if not schema.has_function:
-        return None     # context-dependent bodies need input types; not expanded yet
-    fn = onnx.FunctionProto.FromString(schema.function_body.SerializeToString())
+    fn, schema = found
     defaults = {a.name: a.default_value for a in schema.attributes.values() if a.default_value.name}
+    defaults.update({a.name: a for a in fn.attribute_proto})
     given = {a.name: a for a in node.attribute}
     prefix = f"_fn{id(node)}_"
     fn_opset = next((i.version for i in fn.opset_import if i.domain in ("", "ai.onnx")), opset)
@@ -113,7 +146,7 @@ def _function_body(node, opset):
                 attrs.append(b)
             else:
                 attrs.append(a)
-        attrs.append(helper.make_attribute("__opset", fn_opset))
+        n.doc_string = f"{OPSET_TAG}{fn_opset}"   # the body's own opset, for normalisation
         del n.attribute[:]
         n.attribute.extend(attrs)
         out.append(n)
@@ -230,7 +263,9 @@ def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
                 else:
                     ins.append(env[name])
             attrs = _attrs(proto)
-            node_opset = attrs.pop("__opset", opset)
+            node_opset = opset
+            if proto.doc_string.startswith(OPSET_TAG) and proto.doc_string[len(OPSET_TAG):].isdigit():
+                node_opset = int(proto.doc_string[len(OPSET_TAG):])
             node = Node(proto.op_type, ins, [], attrs, proto.name, proto.domain, node_opset)
             if opdef.normalize:
                 opdef.normalize(node, node_opset)

@@ -131,4 +131,4 @@ def _npz_bytes(arrays) -> bytes:
 def _npz_load(data: bytes, n: int) -> list:
     import io
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        return [np.ascontiguousarray(z[f"arr_{i}"]) for i in range(n)]
+        return [np.require(z[f"arr_{i}"], requirements="C") for i in range(n)]

@@ -140,7 +140,7 @@ def _check(spec, a, dims) -> np.ndarray:
             if isinstance(d, str):
                 if dims.setdefault(d, (n, name))[0] != n:
                     raise InputError(f"input {name!r}: dim {i} ({d!r}) is {n}, but {d!r} is {dims[d][0]} in input {dims[d][1]!r}")
-    return np.ascontiguousarray(a)
+    return np.require(a, requirements="C")
 
 
 def _fmt(shape) -> str:

@@ -41,8 +41,11 @@ def _cast(node):
     return [(dtypes.to_numpy(attr(node, "to")), node.inputs[0].shape)]
 
 
-def _castlike(node):
-    return [(node.inputs[1].dtype, node.inputs[0].shape)]
+def _castlike_normalize(node, opset):
+    """CastLike(x, like) is Cast(x, to=like's dtype): the `like` tensor is never read."""
+    node.attrs = {"to": dtypes.from_numpy(node.inputs[1].dtype)}
+    node.op = "Cast"
+    node.inputs = node.inputs[:1]
 
 
 def _clip_normalize(node, opset):
@@ -117,5 +120,5 @@ for _op in COMPARE:
 register("Where", BROADCAST, _where, fold=_int_fold)
 register("Clip", BROADCAST, lambda n: [(n.inputs[0].dtype, n.inputs[0].shape)], normalize=_clip_normalize)
 register("Cast", ELEMENTWISE, _cast, fold=_int_fold)
-register("CastLike", ELEMENTWISE, _castlike)
+register("CastLike", ELEMENTWISE, _cast, normalize=_castlike_normalize)
 register("Dropout", ELEMENTWISE, _dropout, normalize=_dropout_normalize)

@@ -67,7 +67,10 @@ register("Reshape", INJECTIVE, _reshape, fold=_fold_reshape_like, value_inputs=(
 
 def _flatten(node):
     s = node.inputs[0].shape
-    a = axis(attr(node, "axis", 1), len(s) + 1) if s else 0
+    a = attr(node, "axis", 1)
+    a = a + len(s) if a < 0 else a
+    if not 0 <= a <= len(s):
+        raise ShapeError(f"Flatten: axis out of range for rank {len(s)}")
     return _one(node.inputs[0].dtype, (int(np.prod(s[:a], dtype=np.int64)), int(np.prod(s[a:], dtype=np.int64))))
 
 
@@ -119,7 +122,7 @@ def transpose_perm(node):
 
 register("Transpose", INJECTIVE,
          lambda n: _one(n.inputs[0].dtype, [n.inputs[0].shape[p] for p in transpose_perm(n)]),
-         fold=lambda n, a: [np.ascontiguousarray(np.transpose(a[0], transpose_perm(n)))])
+         fold=lambda n, a: [np.array(np.transpose(a[0], transpose_perm(n)), order="C")])
 
 
 def _concat(node):
@@ -212,7 +215,7 @@ def python_slices(node):
 
 register("Slice", INJECTIVE,
          lambda n: _one(n.inputs[0].dtype, [_slice_len(*p) for p in slice_params(n)]),
-         fold=lambda n, a: [np.ascontiguousarray(a[0][python_slices(n)])],
+         fold=lambda n, a: [np.array(a[0][python_slices(n)], order="C")],
          value_inputs=(1, 2, 3, 4), normalize=_slice_normalize)
 
 
@@ -241,7 +244,7 @@ def _expand(node):
 
 
 register("Expand", INJECTIVE, _expand, value_inputs=(1,),
-         fold=lambda n, a: [np.ascontiguousarray(np.broadcast_to(a[0], n.outputs[0].shape))])
+         fold=lambda n, a: [np.array(np.broadcast_to(a[0], n.outputs[0].shape), order="C")])
 
 
 def _tile(node):

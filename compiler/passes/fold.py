@@ -8,7 +8,7 @@ import numpy as np
 from ..ir import Graph, Node
 from ..registry import lookup
 
-ALWAYS_FOLDABLE = {"Shape", "Size"}   # need only the (concrete) input shape
+ALWAYS_FOLDABLE = {"Shape", "Size", "EyeLike"}   # need only the (concrete) input shape
 
 
 def fold_node(node: Node) -> bool:

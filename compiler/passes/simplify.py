@@ -31,4 +31,8 @@ def eliminate_identities(graph: Graph) -> Graph:
 
 
 def _needs_mask(n) -> bool:
-    return n.op == "Dropout" and len(n.outputs) > 1
+    """Dropout stays a node (and is checked at lowering) unless it is plainly inference."""
+    if n.op != "Dropout":
+        return False
+    training = n.input(2)
+    return len(n.outputs) > 1 or (training is not None and (training.const is None or bool(training.const)))

@@ -54,7 +54,10 @@ def lower_fused(group, em: Emitter):
     out = group.outputs[0]
     flat = all(v.shape == out.shape or v.size == 1 for v in group.inputs)
     parallel = out.size >= PARALLEL_MIN_SIZE and (flat or out.shape[0] > 1)
-    k = em.kernel(kernel_text(group, flat, parallel))
+    text = kernel_text(group, flat, parallel)
+    if "L_scalar." in text:
+        em.lib("scalar")
+    k = em.kernel(text)
     rank = len(out.shape)
     args = []
     for v in group.inputs:

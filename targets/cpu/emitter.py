@@ -43,7 +43,7 @@ class Emitter:
 
     def const(self, array) -> str:
         """A constant travels as an argument of the graph function, never as text."""
-        array = np.ascontiguousarray(array)
+        array = np.require(array, requirements="C")
         key = id(array)
         if key not in self.const_names:
             self.const_names[key] = f"c{len(self.consts)}"

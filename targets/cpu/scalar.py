@@ -24,7 +24,7 @@ def _div(n, a, d):
 
 
 def _pow(n, a, d):
-    if _isfloat(n.outputs[0].dtype):
+    if _isfloat(n.outputs[0].dtype) or _isfloat(d[1]):
         return f"np.power(np.float64({a[0]}), np.float64({a[1]}))"
     return f"L_scalar.ipow({a[0]}, {a[1]})"
 

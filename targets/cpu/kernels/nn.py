@@ -12,6 +12,9 @@ Conventions shared by every kernel here:
   ``out`` (already sized, e.g. via ``compiler/spatial.py``) and return nothing.
 * GEMMs go through ``np.dot`` (BLAS via scipy) in the array dtype; reductions
   (pool sums, norms) are done in float64 and stored in the array dtype.
+* Hot inner loops index 1-D slice views with a ``range(n)`` counter starting at 0:
+  Numba then knows the index is non-negative, skips the negative-index wraparound
+  and LLVM vectorizes (indexing ``a[base + i]`` instead is ~5x slower).
 """
 
 import numpy as np
@@ -45,6 +48,22 @@ def _valid_range(count, step, offset, size):
     return lo, hi
 
 
+@njit(cache=True, error_model="numpy")
+def _window_ranges(n_out, stride, pad, kernel, dilation, size):
+    """Per output position o: start = o*stride - pad and the tap range [lo, hi) that lands in [0, size).
+
+    Tabulated once per call so the hot loops do no integer division.
+    """
+    start = np.empty(n_out, dtype=np.int64)
+    lo = np.empty(n_out, dtype=np.int64)
+    hi = np.empty(n_out, dtype=np.int64)
+    for o in range(n_out):
+        s0 = o * stride - pad
+        start[o] = s0
+        lo[o], hi[o] = _valid_range(kernel, dilation, s0, size)
+    return start, lo, hi
+
+
 # ----------------------------------------------------------------------------- Conv
 
 
@@ -74,13 +93,22 @@ def _unfold(x, n, c0, cg, kernel, strides, pads_begin, dilations, out_sp, col):
                     offw = kw * dw - pw
                     w_lo, w_hi = _valid_range(OW, sw, offw, W)
                     dst = col[row]
+                    n_w = w_hi - w_lo
                     for od in range(d_lo, d_hi):
                         xd = xc[od * sd + offd]
                         for oh in range(h_lo, h_hi):
                             src = xd[oh * sh + offh]
-                            base = (od * OH + oh) * OW
-                            for ow in range(w_lo, w_hi):
-                                dst[base + ow] = src[ow * sw + offw]
+                            base = (od * OH + oh) * OW + w_lo
+                            d_seg = dst[base:base + n_w]
+                            i0 = w_lo * sw + offw
+                            if sw == 1:
+                                s_seg = src[i0:i0 + n_w]
+                                for j in range(n_w):
+                                    d_seg[j] = s_seg[j]
+                            else:
+                                s_str = src[i0:i0 + (n_w - 1) * sw + 1:sw]
+                                for j in range(n_w):
+                                    d_seg[j] = s_str[j]
                     row += 1
 
 
@@ -90,14 +118,16 @@ def _pad_image(x, n, c0, cg, pads_begin, xp):
     D, H, W = x.shape[2], x.shape[3], x.shape[4]
     pd, ph, pw = pads_begin
     Dp, Hp, Wp = xp.shape[1], xp.shape[2], xp.shape[3]
+    w_lo = max(0, -pw)
+    n_w = min(W, Wp - pw) - w_lo
     for c in range(cg):
         xc = x[n, c0 + c]
         for i_d in range(max(0, -pd), min(D, Dp - pd)):
             for i_h in range(max(0, -ph), min(H, Hp - ph)):
-                src = xc[i_d, i_h]
-                dst = xp[c, i_d + pd, i_h + ph]
-                for i_w in range(max(0, -pw), min(W, Wp - pw)):
-                    dst[i_w + pw] = src[i_w]
+                src = xc[i_d, i_h, w_lo:w_lo + n_w]
+                dst = xp[c, i_d + pd, i_h + ph, w_lo + pw:w_lo + pw + n_w]
+                for j in range(n_w):
+                    dst[j] = src[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -119,12 +149,12 @@ def _unfold_wide(xp_flat, cg, kernel, sd, dilations, dims_p, OD, OH, col):
         for kd in range(kD):
             for kh in range(kH):
                 for kw in range(kW):
-                    dst = col[row]
                     for od in range(OD):
                         src0 = cbase + ((od * sd + kd * dd) * Hp + kh * dh) * Wp + kw * dw
-                        dst0 = od * run
+                        dst = col[row, od * run:(od + 1) * run]
+                        src = xp_flat[src0:src0 + run]
                         for j in range(run):
-                            dst[dst0 + j] = xp_flat[src0 + j]
+                            dst[j] = src[j]
                     row += 1
 
 
@@ -189,11 +219,11 @@ def conv(x, w, b, out, strides, pads_begin, dilations, group):
                 _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
                 np.dot(wg, col, tmp)
                 for m in range(mg):
-                    src = tmp[m]
-                    dst = out3[n, g * mg + m]
-                    for r in range(OD * OH):
+                    for r in range(OD * OH):  # drop the Wp - OW junk columns of each row
+                        src = tmp[m, r * Wp:r * Wp + OW]
+                        dst = out3[n, g * mg + m, r * OW:(r + 1) * OW]
                         for ow in range(OW):
-                            dst[r * OW + ow] = src[r * Wp + ow]
+                            dst[ow] = src[ow]
     else:
         col = np.zeros((K, P), dtype=x.dtype)
         for g in range(group):
@@ -229,14 +259,22 @@ def _fold_add(col, out, n, m0, mg, kernel, strides, pads_begin, dilations, in_sp
                 for kw in range(kW):
                     offw = kw * dw - pw
                     w_lo, w_hi = _valid_range(W, sw, offw, OW)
-                    src = col[row]
+                    n_w = w_hi - w_lo
+                    o0 = w_lo * sw + offw
                     for i_d in range(d_lo, d_hi):
                         od_ = om[i_d * sd + offd]
                         for i_h in range(h_lo, h_hi):
                             dst = od_[i_h * sh + offh]
-                            base = (i_d * H + i_h) * W
-                            for i_w in range(w_lo, w_hi):
-                                dst[i_w * sw + offw] += src[base + i_w]
+                            base = (i_d * H + i_h) * W + w_lo
+                            src = col[row, base:base + n_w]
+                            if sw == 1:
+                                d_seg = dst[o0:o0 + n_w]
+                                for j in range(n_w):
+                                    d_seg[j] += src[j]
+                            else:
+                                d_str = dst[o0:o0 + (n_w - 1) * sw + 1:sw]
+                                for j in range(n_w):
+                                    d_str[j] += src[j]
                     row += 1
 
 
@@ -269,64 +307,150 @@ def conv_transpose(x, w, b, out, strides, pads_begin, dilations, group):
 
 
 @njit(cache=True, error_model="numpy")
+def _tap_ranges(n_out, stride, pad, kernel, dilation, size):
+    """Per tap k: the output range [lo, hi) whose tap k (o*stride - pad + k*dilation) is in [0, size)."""
+    lo = np.empty(kernel, dtype=np.int64)
+    hi = np.empty(kernel, dtype=np.int64)
+    for k in range(kernel):
+        lo[k], hi[k] = _valid_range(n_out, stride, k * dilation - pad, size)
+    return lo, hi
+
+
+@njit(cache=True, error_model="numpy")
 def max_pool(x, out, indices, kernel, strides, pads_begin, dilations, storage_order):
-    """ONNX MaxPool (padding ignored, NaN never wins over an earlier value) plus the Indices output.
+    """ONNX MaxPool (padding ignored; a later tap wins only if strictly greater, so NaN never replaces an earlier value) plus the Indices output.
 
     ``indices`` is int64 shaped like ``out``; pass a size-0 rank-5 int64 array to skip it.
     Index = flat position in x: row-major over (n, c, d, h, w) when storage_order == 0;
     with storage_order == 1 the spatial part is column-major (d + h*D + w*D*H) while n, c
-    stay row-major, which reproduces the ONNX 2-D formula (c*H*W + h + w*H) and, for the
-    1-D/2-D layouts described in the module docstring, the onnx.reference 1-D/3-D ones.
+    stay row-major.  With the leading-size-1 layouts of the module docstring this is exactly
+    onnx.reference's 2-D formula (c*H*W + h + w*H), its 3-D one, and its 1-D one (which
+    ignores storage_order), so no extra parameter is needed.
     A window with no in-bounds element yields 0 and index -1 (as onnx.reference 2-D does).
     """
     N, C, D, H, W = x.shape
     OD, OH, OW = out.shape[2], out.shape[3], out.shape[4]
     kD, kH, kW = kernel
-    sd, sh, sw = strides
-    pd, ph, pw = pads_begin
+    sw = strides[2]
     dd, dh, dw = dilations
+    d_start, d_lo, d_hi = _window_ranges(OD, strides[0], pads_begin[0], kD, dd, D)
+    h_start, h_lo, h_hi = _window_ranges(OH, strides[1], pads_begin[1], kH, dh, H)
+    w_start, w_lo, w_hi = _window_ranges(OW, sw, pads_begin[2], kW, dw, W)
+    t_lo, t_hi = _tap_ranges(OW, sw, pads_begin[2], kW, dw, W)
     want_idx = indices.size > 0
-    zero = out.dtype.type(0)
-    for n in range(N):
-        for c in range(C):
-            xc = x[n, c]
-            base = (n * C + c) * D * H * W
-            for od in range(OD):
-                d0 = od * sd - pd
-                d_lo, d_hi = _valid_range(kD, dd, d0, D)
-                for oh in range(OH):
-                    h0 = oh * sh - ph
-                    h_lo, h_hi = _valid_range(kH, dh, h0, H)
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    idf = indices.reshape(-1)
+    best = np.empty(OW, dtype=x.dtype)   # running max of one output row
+    arg = np.empty(OW, dtype=np.int64)   # flat row-major index of that max, -1 if none
+    o = 0
+    for nc in range(N * C):
+        base = nc * D * H * W
+        for od in range(OD):
+            for oh in range(OH):
+                if d_lo[od] >= d_hi[od] or h_lo[oh] >= h_hi[oh]:
+                    best[:] = 0
+                    arg[:] = -1
+                else:
+                    # Start from each window's first in-bounds tap, then scan all taps in
+                    # (kd, kh, kw) order, one whole output row per tap.
+                    r = (base + ((d_start[od] + d_lo[od] * dd) * H + h_start[oh] + h_lo[oh] * dh) * W)
                     for ow in range(OW):
-                        w0 = ow * sw - pw
-                        w_lo, w_hi = _valid_range(kW, dw, w0, W)
-                        found = False
-                        best = zero
-                        bd = -1
-                        bh = -1
-                        bw = -1
-                        for kd in range(d_lo, d_hi):
-                            i_d = d0 + kd * dd
-                            for kh in range(h_lo, h_hi):
-                                i_h = h0 + kh * dh
-                                for kw in range(w_lo, w_hi):
-                                    i_w = w0 + kw * dw
-                                    v = xc[i_d, i_h, i_w]
-                                    if not found or v > best:
-                                        found = True
-                                        best = v
-                                        bd = i_d
-                                        bh = i_h
-                                        bw = i_w
-                        out[n, c, od, oh, ow] = best
-                        if want_idx:
-                            if not found:
-                                idx = -1
-                            elif storage_order == 0:
-                                idx = base + (bd * H + bh) * W + bw
+                        if w_lo[ow] < w_hi[ow]:
+                            arg[ow] = r + w_start[ow] + w_lo[ow] * dw
+                            best[ow] = xf[arg[ow]]
+                        else:
+                            arg[ow] = -1
+                            best[ow] = 0
+                    for kd in range(d_lo[od], d_hi[od]):
+                        for kh in range(h_lo[oh], h_hi[oh]):
+                            r = base + ((d_start[od] + kd * dd) * H + h_start[oh] + kh * dh) * W
+                            for kw in range(kW):
+                                lo, n_w = t_lo[kw], t_hi[kw] - t_lo[kw]
+                                i0 = r + kw * dw - pads_begin[2] + lo * sw  # x index of output lo
+                                b_seg = best[lo:lo + n_w]
+                                x_str = xf[i0:i0 + (n_w - 1) * sw + 1:sw]
+                                if want_idx:
+                                    a_seg = arg[lo:lo + n_w]
+                                    for j in range(n_w):
+                                        v = x_str[j]
+                                        if v > b_seg[j]:
+                                            b_seg[j] = v
+                                            a_seg[j] = i0 + j * sw
+                                elif sw == 1:
+                                    x_seg = xf[i0:i0 + n_w]
+                                    for j in range(n_w):
+                                        v = x_seg[j]
+                                        b = b_seg[j]
+                                        b_seg[j] = v if v > b else b  # branch-free max
+                                else:
+                                    for j in range(n_w):
+                                        v = x_str[j]
+                                        b = b_seg[j]
+                                        b_seg[j] = v if v > b else b
+                o_seg = of[o:o + OW]
+                for ow in range(OW):
+                    o_seg[ow] = best[ow]
+                if want_idx:
+                    i_seg = idf[o:o + OW]
+                    for ow in range(OW):
+                        bi = arg[ow]
+                        if bi >= 0 and storage_order != 0:  # column-major spatial part
+                            sp = bi - base
+                            bi = base + sp // (W * H) + ((sp // W) % H) * D + (sp % W) * D * H
+                        i_seg[ow] = bi
+                o += OW
+
+
+@njit(cache=True, error_model="numpy")
+def _pool_sums(x, kernel, strides, pads_begin, dilations, p, acc):
+    """Sum of x (p == 0) or |x|^p over the in-bounds taps of every pooling window into float64 acc (N*C, OD, OH, OW).
+
+    One output row is accumulated per tap so the innermost loop runs along W.
+    """
+    N, C, D, H, W = x.shape
+    kD, kH, kW = kernel
+    OD, OH, OW = acc.shape[1], acc.shape[2], acc.shape[3]
+    sw = strides[2]
+    dd, dh, dw = dilations
+    d_start, d_lo, d_hi = _window_ranges(OD, strides[0], pads_begin[0], kD, dd, D)
+    h_start, h_lo, h_hi = _window_ranges(OH, strides[1], pads_begin[1], kH, dh, H)
+    t_lo, t_hi = _tap_ranges(OW, sw, pads_begin[2], kW, dw, W)
+    xf = x.reshape(-1)
+    af = acc.reshape(-1)
+    af[:] = 0.0
+    pf = float(p)
+    a0 = 0  # start of the current output row in af
+    for nc in range(N * C):
+        base = nc * D * H * W
+        for od in range(OD):
+            for oh in range(OH):
+                for kd in range(d_lo[od], d_hi[od]):
+                    for kh in range(h_lo[oh], h_hi[oh]):
+                        r = base + ((d_start[od] + kd * dd) * H + h_start[oh] + kh * dh) * W
+                        for kw in range(kW):
+                            lo, n_w = t_lo[kw], t_hi[kw] - t_lo[kw]
+                            i0 = r + kw * dw - pads_begin[2] + lo * sw  # x index of output lo
+                            a_seg = af[a0 + lo:a0 + lo + n_w]
+                            x_str = xf[i0:i0 + (n_w - 1) * sw + 1:sw]
+                            if pf == 0.0 and sw == 1:
+                                x_seg = xf[i0:i0 + n_w]
+                                for j in range(n_w):
+                                    a_seg[j] += x_seg[j]
+                            elif pf == 0.0:
+                                for j in range(n_w):
+                                    a_seg[j] += x_str[j]
+                            elif pf == 2.0:
+                                for j in range(n_w):
+                                    v = float(x_str[j])
+                                    a_seg[j] += v * v
+                            elif pf == 1.0:
+                                for j in range(n_w):
+                                    a_seg[j] += abs(float(x_str[j]))
                             else:
-                                idx = base + bd + bh * D + bw * D * H
-                            indices[n, c, od, oh, ow] = idx
+                                for j in range(n_w):
+                                    a_seg[j] += abs(float(x_str[j])) ** pf
+                a0 += OW
 
 
 @njit(cache=True, error_model="numpy")
@@ -340,78 +464,55 @@ def avg_pool(x, out, kernel, strides, pads_begin, pads_end, dilations, count_inc
     kD, kH, kW = kernel
     sd, sh, sw = strides
     pd, ph, pw = pads_begin
-    ed, eh, ew = pads_end
     dd, dh, dw = dilations
-    for od in range(OD):
-        d0 = od * sd - pd
-        d_lo, d_hi = _valid_range(kD, dd, d0, D)
-        d_pad_lo, d_pad_hi = _valid_range(kD, dd, od * sd, D + pd + ed)
-        for oh in range(OH):
-            h0 = oh * sh - ph
-            h_lo, h_hi = _valid_range(kH, dh, h0, H)
-            h_pad_lo, h_pad_hi = _valid_range(kH, dh, oh * sh, H + ph + eh)
-            for ow in range(OW):
-                w0 = ow * sw - pw
-                w_lo, w_hi = _valid_range(kW, dw, w0, W)
-                w_pad_lo, w_pad_hi = _valid_range(kW, dw, ow * sw, W + pw + ew)
-                if count_include_pad:
-                    count = (d_pad_hi - d_pad_lo) * (h_pad_hi - h_pad_lo) * (w_pad_hi - w_pad_lo)
-                else:
-                    count = (d_hi - d_lo) * (h_hi - h_lo) * (w_hi - w_lo)
-                for n in range(N):
-                    for c in range(C):
-                        xc = x[n, c]
-                        acc = 0.0
-                        for kd in range(d_lo, d_hi):
-                            for kh in range(h_lo, h_hi):
-                                row = xc[d0 + kd * dd, h0 + kh * dh]
-                                for kw in range(w_lo, w_hi):
-                                    acc += row[w0 + kw * dw]
-                        out[n, c, od, oh, ow] = acc / count
+    if count_include_pad:
+        # Divisor = taps inside the padded extent, i.e. [0, L + pb + pe) in padded coordinates.
+        _, lo, hi = _window_ranges(OD, sd, 0, kD, dd, D + pd + pads_end[0])
+        d_cnt = hi - lo
+        _, lo, hi = _window_ranges(OH, sh, 0, kH, dh, H + ph + pads_end[1])
+        h_cnt = hi - lo
+        _, lo, hi = _window_ranges(OW, sw, 0, kW, dw, W + pw + pads_end[2])
+        w_cnt = hi - lo
+    else:
+        _, lo, hi = _window_ranges(OD, sd, pd, kD, dd, D)
+        d_cnt = hi - lo
+        _, lo, hi = _window_ranges(OH, sh, ph, kH, dh, H)
+        h_cnt = hi - lo
+        _, lo, hi = _window_ranges(OW, sw, pw, kW, dw, W)
+        w_cnt = hi - lo
+    acc = np.empty((N * C, OD, OH, OW), dtype=np.float64)
+    _pool_sums(x, kernel, strides, pads_begin, dilations, 0, acc)
+    af = acc.reshape(-1)
+    of = out.reshape(-1)
+    o = 0
+    for nc in range(N * C):
+        for od in range(OD):
+            for oh in range(OH):
+                dh_cnt = d_cnt[od] * h_cnt[oh]
+                o_seg = of[o:o + OW]
+                a_seg = af[o:o + OW]
+                for ow in range(OW):
+                    o_seg[ow] = a_seg[ow] / (dh_cnt * w_cnt[ow])
+                o += OW
 
 
 @njit(cache=True, error_model="numpy")
 def lp_pool(x, out, kernel, strides, pads_begin, dilations, p):
     """ONNX LpPool: (sum over in-bounds taps of |x|^p)^(1/p); padding contributes 0."""
-    N, C, D, H, W = x.shape
+    N, C = x.shape[0], x.shape[1]
     OD, OH, OW = out.shape[2], out.shape[3], out.shape[4]
-    kD, kH, kW = kernel
-    sd, sh, sw = strides
-    pd, ph, pw = pads_begin
-    dd, dh, dw = dilations
+    acc = np.empty((N * C, OD, OH, OW), dtype=np.float64)
+    _pool_sums(x, kernel, strides, pads_begin, dilations, p, acc)
+    accf = acc.reshape(-1)
+    of = out.reshape(-1)
     pf = float(p)
-    inv_p = 1.0 / pf
-    for n in range(N):
-        for c in range(C):
-            xc = x[n, c]
-            for od in range(OD):
-                d0 = od * sd - pd
-                d_lo, d_hi = _valid_range(kD, dd, d0, D)
-                for oh in range(OH):
-                    h0 = oh * sh - ph
-                    h_lo, h_hi = _valid_range(kH, dh, h0, H)
-                    for ow in range(OW):
-                        w0 = ow * sw - pw
-                        w_lo, w_hi = _valid_range(kW, dw, w0, W)
-                        acc = 0.0
-                        for kd in range(d_lo, d_hi):
-                            for kh in range(h_lo, h_hi):
-                                row = xc[d0 + kd * dd, h0 + kh * dh]
-                                for kw in range(w_lo, w_hi):
-                                    v = abs(float(row[w0 + kw * dw]))
-                                    if pf == 2.0:
-                                        acc += v * v
-                                    elif pf == 1.0:
-                                        acc += v
-                                    else:
-                                        acc += v ** pf
-                        if pf == 2.0:
-                            res = np.sqrt(acc)
-                        elif pf == 1.0:
-                            res = acc
-                        else:
-                            res = acc ** inv_p
-                        out[n, c, od, oh, ow] = res
+    for i in range(of.shape[0]):
+        if pf == 2.0:
+            of[i] = np.sqrt(accf[i])
+        elif pf == 1.0:
+            of[i] = accf[i]
+        else:
+            of[i] = accf[i] ** (1.0 / pf)
 
 
 @njit(cache=True, error_model="numpy")
@@ -447,17 +548,20 @@ def lrn(x, out, size, alpha, beta, bias):
     lo_off = (size - 1) // 2          # floor((size-1)/2) channels before
     hi_off = size - 1 - lo_off        # ceil((size-1)/2) channels after
     scale = alpha / size
+    sq = np.empty(S, dtype=np.float64)  # sum of squares over the channel window, per position
     for n in range(N):
         xn = x[n]
         for c in range(C):
-            c_lo = max(0, c - lo_off)
-            c_hi = min(C - 1, c + hi_off)
+            sq[:] = 0.0
+            for cc in range(max(0, c - lo_off), min(C - 1, c + hi_off) + 1):
+                row = xn[cc]
+                for s in range(S):
+                    v = float(row[s])
+                    sq[s] += v * v
+            src = xn[c]
+            dst = out[n, c]
             for s in range(S):
-                sq = 0.0
-                for cc in range(c_lo, c_hi + 1):
-                    v = float(xn[cc, s])
-                    sq += v * v
-                out[n, c, s] = xn[c, s] / (bias + scale * sq) ** beta
+                dst[s] = src[s] / (bias + scale * sq[s]) ** beta
 
 
 @njit(cache=True, error_model="numpy")
