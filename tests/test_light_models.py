@@ -27,8 +27,8 @@ def dummy_inputs(m):
     return feeds
 
 
-def test_all_eight_are_there():
-    assert len(MODELS) == 8, MODELS
+def test_the_light_models_are_there():
+    assert len(MODELS) >= 8, MODELS   # eight named in the issue; newer onnx ships more
 
 
 @pytest.mark.parametrize("name", MODELS)
