@@ -13,7 +13,21 @@ from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
 
 TARGETS = {"cpu": "targets.cpu"}
+_FINGERPRINT: dict = {}
 PIPELINE = (decompose, eliminate_identities, eliminate_dead_code)
+
+
+def source_fingerprint() -> str:
+    """A hash of the compiler and target sources: changed code never loads stale cache entries."""
+    import glob
+    import hashlib
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for pkg in ("compiler", "targets"):
+        for path in sorted(glob.glob(os.path.join(root, pkg, "**", "*.py"), recursive=True)):
+            with open(path, "rb") as f:
+                h.update(path[len(root):].encode() + f.read())
+    return h.hexdigest()[:16]
 
 
 def get_target(name: str):
@@ -53,7 +67,8 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
         return program
 
     inputs = [{"name": s.name, "dtype": s.dtype, "shape": s.shape, "optional": s.optional} for s in specs]
-    fn = CompiledModel(inputs, outputs, value_inputs, model_key(data, target, options),
+    key = model_key(data, target, dict(options, compiler=_FINGERPRINT.setdefault("v", source_fingerprint())))
+    fn = CompiledModel(inputs, outputs, value_inputs, key,
                        Cache(cache_dir), builder)
     if eager and not value_inputs and all(s.optional or (s.shape is not None and all(isinstance(d, int) and d > 0 for d in s.shape))
                                           for s in specs):
