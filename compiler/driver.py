@@ -1,6 +1,7 @@
 """compile(): model -> runtime.CompiledModel, building each specialisation on demand."""
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import time
@@ -13,10 +14,10 @@ from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
 
 TARGETS = {"cpu": "targets.cpu"}
-_FINGERPRINT: dict = {}
 PIPELINE = (decompose, eliminate_identities, eliminate_dead_code)
 
 
+@functools.lru_cache(maxsize=None)
 def source_fingerprint() -> str:
     """A hash of the compiler and target sources: changed code never loads stale cache entries."""
     import glob
@@ -67,7 +68,7 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
         return program
 
     inputs = [{"name": s.name, "dtype": s.dtype, "shape": s.shape, "optional": s.optional} for s in specs]
-    key = model_key(data, target, dict(options, compiler=_FINGERPRINT.setdefault("v", source_fingerprint())))
+    key = model_key(data, target, dict(options, compiler=source_fingerprint()))
     fn = CompiledModel(inputs, outputs, value_inputs, key,
                        Cache(cache_dir), builder)
     if eager and not value_inputs and all(s.optional or (s.shape is not None and all(isinstance(d, int) and d > 0 for d in s.shape))

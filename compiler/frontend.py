@@ -15,8 +15,8 @@ from .ops.common import ShapeError
 from .passes.fold import fold_node
 from .registry import lookup
 
-SHAPE_ONLY_OPS = {"Shape", "Size"}
-OPSET_TAG = "onnxjit-function-opset:"   # their output depends on the input's shape, not its values
+SHAPE_ONLY_OPS = {"Shape", "Size"}   # their output depends on the input's shape, not its values
+OPSET_TAG = "onnxjit-function-opset:"   # doc_string tag: an expanded body node's own opset
 
 
 class UnsupportedModel(Exception):
@@ -64,6 +64,8 @@ def _expand_schema_functions(model, rounds: int = 4):
     context-dependent, which need the input types), a few rounds deep."""
     opset = opset_of(model)
     for _ in range(rounds):
+        if not any(n.domain in ("", "ai.onnx") and lookup(n.op_type) is None for n in model.graph.node):
+            return model    # nothing to expand: skip shape inference on the common path
         types = _value_types(model)
         changed, nodes = False, []
         for node in model.graph.node:
