@@ -13,7 +13,7 @@ from .passes.decompose import decompose
 from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
 
-TARGETS = {"cpu": "targets.cpu"}
+TARGETS = {"cpu": "targets.cpu", "cuda": "targets.cuda"}
 PIPELINE = (decompose, eliminate_identities, eliminate_dead_code)
 
 
@@ -45,12 +45,13 @@ def lower_to_ir(model, feeds: dict):
 
 
 def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion: bool | None = None,
-            eager: bool = True):
+            eager: bool = True, device_outputs: bool = False):
     """Compile an ONNX model (path, bytes or ModelProto) for `target`.
 
     Static-shaped models are built (or loaded from the disk cache) right away;
     a model with symbolic dims is specialised on the first call with each new
-    set of input shapes."""
+    set of input shapes. On target "cuda", outputs come back as numpy arrays,
+    or as Numba device arrays with `device_outputs=True`."""
     tgt = get_target(target)
     proto, data = frontend.load(model)
     options = {"fusion": fusion_enabled(None if fusion is None else {"fusion": fusion})}
@@ -70,7 +71,7 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
     inputs = [{"name": s.name, "dtype": s.dtype, "shape": s.shape, "optional": s.optional} for s in specs]
     key = model_key(data, target, dict(options, compiler=source_fingerprint()))
     fn = CompiledModel(inputs, outputs, value_inputs, key,
-                       Cache(cache_dir), builder)
+                       Cache(cache_dir), builder, device_outputs=device_outputs)
     if eager and not value_inputs and all(s.optional or (s.shape is not None and all(isinstance(d, int) and d > 0 for d in s.shape))
                                           for s in specs):
         import numpy as np

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 
+from . import devices
 from .cache import Cache
 
 
@@ -23,13 +24,15 @@ class CompiledModel:
     values join the specialisation key. `builder(feeds_meta)` compiles a new
     specialisation; without one (an AOT artifact) only cached ones load."""
 
-    def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None):
+    def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None,
+                 device_outputs: bool = False):
         self.inputs = inputs
         self.output_names = list(outputs)
         self.value_inputs = set(value_inputs)
         self.key = key
         self.cache = cache
         self.builder = builder
+        self.device_outputs = device_outputs   # CUDA: hand back device arrays instead of numpy
         self._specs: dict = {}
         self._lock = threading.Lock()
         self.stats = {"built": 0, "loaded": 0}
@@ -65,11 +68,14 @@ class CompiledModel:
                     continue
                 raise InputError(f"missing input {name!r}")
             checked[name] = _check(spec, feeds[name], dims)
+            if name in self.value_inputs and not isinstance(checked[name], np.ndarray):
+                checked[name] = checked[name].copy_to_host()   # its values pick the specialisation
         return checked
 
     def _call(self, feeds: dict):
-        fn, args = self.specialisation(feeds)
-        return fn(*[feeds[n] for n in args[0]], *args[1])
+        fn, (names, consts, device) = self.specialisation(feeds)
+        outs = fn(*[device.place_input(feeds[n]) for n in names], *consts)
+        return device.finish(outs, self.device_outputs)
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:
@@ -79,9 +85,9 @@ class CompiledModel:
             if a is None:
                 h.update(b"absent;")
                 continue
-            h.update(repr((spec["name"], a.shape)).encode())
+            h.update(repr((spec["name"], tuple(a.shape))).encode())
             if spec["name"] in self.value_inputs:
-                h.update(a.tobytes())
+                h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()[:24]
 
     def specialisation(self, feeds: dict):
@@ -111,20 +117,27 @@ class CompiledModel:
         else:
             self.stats["loaded"] += 1
         manifest, consts = entry
+        device = devices.get(manifest.get("device", "host"))
         graph = self.cache.import_graph(manifest)
         if os.environ.get("ONNXJIT_DEBUG"):
             with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
                 print(f.read())
-        return graph, (manifest["args"], consts)
+        return graph, (manifest["args"], device.place_consts(consts), device)
 
     def warm(self, feeds: dict):
         """Compile (or load) and run once, so the next call is steady-state."""
         return self._call(feeds)
 
 
-def _check(spec, a, dims) -> np.ndarray:
+def _check(spec, a, dims):
+    """The input as the graph takes it (a C-contiguous numpy or CUDA array), or an InputError."""
     name, want = spec["name"], np.dtype(spec["dtype"])
-    if not isinstance(a, np.ndarray):
+    if devices.is_cuda_array(a):
+        from numba import cuda
+        a = cuda.as_cuda_array(a)
+        if not a.is_c_contiguous():
+            raise InputError(f"input {name!r}: a CUDA array must be C-contiguous")
+    elif not isinstance(a, np.ndarray):
         a = np.asarray(a)
         if a.dtype != want and a.dtype.kind == want.kind:
             a = a.astype(want)
@@ -140,7 +153,7 @@ def _check(spec, a, dims) -> np.ndarray:
             if isinstance(d, str):
                 if dims.setdefault(d, (n, name))[0] != n:
                     raise InputError(f"input {name!r}: dim {i} ({d!r}) is {n}, but {d!r} is {dims[d][0]} in input {dims[d][1]!r}")
-    return np.require(a, requirements="C")
+    return a if not isinstance(a, np.ndarray) else np.require(a, requirements="C")
 
 
 def _fmt(shape) -> str:

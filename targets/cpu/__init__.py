@@ -16,14 +16,18 @@ class LoweringError(Exception):
 
 def build(graph, options: dict) -> dict:
     """Returns {"source", "libs", "consts"}: all the runtime needs to load the graph."""
-    graph = fuse_elementwise(graph, scalar.supports, enabled=options.get("fusion", True))
-    em = Emitter()
+    return build_program(graph, options, lower.LOWER, Emitter(), scalar.supports, NAME)
+
+
+def build_program(graph, options: dict, lowerings: dict, em, supports, target: str) -> dict:
+    """Fuse, lower every node with `lowerings` into emitter `em`, and return the program."""
+    graph = fuse_elementwise(graph, supports, enabled=options.get("fusion", True))
     for i, v in enumerate(graph.inputs):
         em.bind_input(v, i)
     for node in graph.nodes:
-        fn = lower.LOWER.get(node.op)
+        fn = lowerings.get(node.op)
         if fn is None:
-            raise LoweringError(f"node {node.name!r} ({node.op}): no CPU lowering")
+            raise LoweringError(f"node {node.name!r} ({node.op}): no {target} lowering")
         try:
             fn(node, em)
         except NotImplementedError as e:
@@ -32,7 +36,7 @@ def build(graph, options: dict) -> dict:
     for v in graph.outputs:
         name = em[v]
         if v in em.aliases or v in seen:
-            name = f"{name}.copy()"     # never hand out a view of an input or constant
+            name = em.copy_expr(name)     # never hand out a view of an input or constant
         seen.add(v)
         outs.append(name)
     text, libs = em.module(len(graph.inputs), outs)

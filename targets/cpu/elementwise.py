@@ -13,41 +13,65 @@ from .emitter import NJIT, NJIT_PARALLEL, Emitter
 PARALLEL_MIN_SIZE = 1 << 18     # below this a prange's fork costs more than it saves
 
 
-def kernel_text(group, flat: bool, parallel: bool) -> str:
+def body_lines(group, flat: bool, render=scalar.render) -> list[str]:
+    """Loads, one line per fused op, and the store, for the point `i` (flat) or
+    (i0, ..., i{rank-1}); `render` gives the target's scalar expressions."""
     out = group.outputs[0]
     ext = group.inputs
     rank = len(out.shape)
     names = {v: f"x{i}" for i, v in enumerate(ext)}
-    args = ", ".join(["out"] + [f"a{i}" for i in range(len(ext))])
-    lines = [NJIT_PARALLEL if parallel else NJIT, f"def KERNEL({args}):"]
-    rng = "prange" if parallel else "range"
     if flat:
-        lines.append("    o = out.reshape(out.size)")
-        lines += [f"    b{i} = a{i}.reshape(a{i}.size)" for i in range(len(ext))]
-        lines.append(f"    for i in {rng}(o.size):")
+        lines = [f"x{i} = a{i}[{'i' if v.size == out.size else '0'}]" for i, v in enumerate(ext)]
+        store = "out[i]"
+    else:
+        lines = []
+        for i, v in enumerate(ext):
+            shape = (1,) * (rank - len(v.shape)) + tuple(v.shape)
+            idx = ", ".join("0" if shape[d] == 1 and out.shape[d] != 1 else f"i{d}" for d in range(rank))
+            lines.append(f"x{i} = a{i}[{idx}]")
+        store = f"out[{', '.join(f'i{d}' for d in range(rank))}]"
+    for k, node in enumerate(group.attrs["body"]):
+        args_ = [names[v] for v in node.inputs if v is not None]
+        dts = [v.dtype for v in node.inputs if v is not None]
+        expr = render(node, args_, dts)
+        names[node.outputs[0]] = f"t{k}"
+        lines.append(f"t{k} = {source.dtype_name(node.outputs[0].dtype)}({expr})")
+    lines.append(f"{store} = {names[out]}")
+    return lines
+
+
+def kernel_args(group) -> str:
+    return ", ".join(["out"] + [f"a{i}" for i in range(len(group.inputs))])
+
+
+def kernel_text(group, flat: bool, parallel: bool) -> str:
+    rank = len(group.outputs[0].shape)
+    lines = [NJIT_PARALLEL if parallel else NJIT, f"def KERNEL({kernel_args(group)}):"]
+    rng = "prange" if parallel else "range"
+    if flat:     # the arrays come flattened
+        lines.append(f"    for i in {rng}(out.size):")
         pad = "        "
-        loads = [f"x{i} = b{i}[{'i' if v.size == out.size else '0'}]" for i, v in enumerate(ext)]
-        store = "o[i]"
     else:
         pad = "    "
         for d in range(rank):
             lines.append(f"{pad}for i{d} in {rng if d == 0 else 'range'}(out.shape[{d}]):")
             pad += "    "
-        loads = []
-        for i, v in enumerate(ext):
-            shape = (1,) * (rank - len(v.shape)) + tuple(v.shape)
-            idx = ", ".join("0" if shape[d] == 1 and out.shape[d] != 1 else f"i{d}" for d in range(rank))
-            loads.append(f"x{i} = a{i}[{idx}]")
-        store = f"out[{', '.join(f'i{d}' for d in range(rank))}]"
-    lines += [pad + line for line in loads]
-    for k, node in enumerate(group.attrs["body"]):
-        args_ = [names[v] for v in node.inputs if v is not None]
-        dts = [v.dtype for v in node.inputs if v is not None]
-        expr = scalar.render(node, args_, dts)
-        names[node.outputs[0]] = f"t{k}"
-        lines.append(f"{pad}t{k} = {source.dtype_name(node.outputs[0].dtype)}({expr})")
-    lines.append(f"{pad}{store} = {names[out]}")
+    lines += [pad + line for line in body_lines(group, flat)]
     return "\n".join(lines)
+
+
+def kernel_call_args(group, flat: bool, res: str, em) -> list[str]:
+    """The output and inputs as the kernel takes them: flattened, or of the
+    output's rank with size-1 dims in front."""
+    rank = len(group.outputs[0].shape)
+    args = [f"{res}.reshape({group.outputs[0].size})" if flat else res]
+    for v in group.inputs:
+        if flat:
+            args.append(f"{em[v]}.reshape({v.size})")
+        else:
+            args.append(f"{em[v]}.reshape({source.ints((1,) * (rank - len(v.shape)) + tuple(v.shape))})"
+                        if len(v.shape) != rank else em[v])
+    return args
 
 
 def lower_fused(group, em: Emitter):
@@ -58,12 +82,5 @@ def lower_fused(group, em: Emitter):
     if "L_scalar." in text:
         em.lib("scalar")
     k = em.kernel(text)
-    rank = len(out.shape)
-    args = []
-    for v in group.inputs:
-        name = em[v]
-        if not flat and len(v.shape) != rank:
-            name = f"{name}.reshape({source.ints((1,) * (rank - len(v.shape)) + tuple(v.shape))})"
-        args.append(name)
     res = em.alloc(out)
-    em.emit(f"{k}({', '.join([res] + args)})")
+    em.emit(f"{k}({', '.join(kernel_call_args(group, flat, res, em))})")

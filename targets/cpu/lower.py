@@ -33,27 +33,21 @@ LOWER["Fused"] = elementwise.lower_fused
 
 
 def transpose_into(em, src: str, shape, perm, dst: str):
-    """Emit dst[...] = transpose(src, perm) as a plain loop nest (Numba compiles
+    """Emit dst[...] = transpose(src, perm) as a loop kernel (Numba compiles
     np.ascontiguousarray of a transposed view ~20x slower than this)."""
     rank = len(perm)
-    lines = ["@njit(cache=True, error_model='numpy')", "def KERNEL(out, a):"]
-    pad = "    "
-    for d in range(rank):
-        lines.append(f"{pad}for i{d} in range(out.shape[{d}]):")
-        pad += "    "
     src_idx = [""] * rank
     for d, p in enumerate(perm):
         src_idx[p] = f"i{d}"
-    lines.append(f"{pad}out[{', '.join(f'i{d}' for d in range(rank))}] = a[{', '.join(src_idx)}]")
-    k = em.kernel("\n".join(lines))
-    em.emit(f"{k}({dst}, {src})")
+    k = em.loop_kernel("out, a", "out", rank, [f"out[{', '.join(f'i{d}' for d in range(rank))}] = a[{', '.join(src_idx)}]"])
+    em.launch(k, int(np.prod(shape, dtype=np.int64)), [dst, src])
 
 
 def transposed(em, name: str, shape, perm) -> str:
     """A fresh contiguous array holding transpose(name, perm)."""
     t = em.tmp()
     out_shape = tuple(shape[p] for p in perm)
-    em.emit(f"{t} = np.empty({source.ints(out_shape)}, {name}.dtype)")
+    em.emit(f"{t} = {em.EMPTY}({source.ints(out_shape)}, {name}.dtype)")
     transpose_into(em, name, shape, perm, t)
     return t
 
@@ -130,7 +124,7 @@ def _dropout(node, em):
             raise NotImplementedError("Dropout in training mode (random) is not supported")
     em.define(node.outputs[0], em[node.inputs[0]], alias=True)
     if len(node.outputs) > 1:
-        em.define(node.outputs[1], f"np.ones({source.ints(node.outputs[1].shape)}, np.bool_)")
+        em.bind_const(node.outputs[1], np.ones(node.outputs[1].shape, np.bool_))
 
 
 @lower("DepthToSpace", "SpaceToDepth")
@@ -150,24 +144,31 @@ def _depth_space(node, em):
     em.define(out, f"{t}.reshape({source.ints(out.shape)})")
 
 
+def broadcast_copy(em, name: str, shape, to_shape, dtype) -> str:
+    """A fresh array of `to_shape` holding `name` (of `shape`) broadcast, as Tile does."""
+    rank = len(to_shape)
+    a = f"{name}.reshape({source.ints((1,) * (rank - len(shape)) + tuple(shape))})"
+    t = em.tmp()
+    em.emit(f"{t} = {em.empty(to_shape, dtype)}")
+    tile_into(em, a, t, rank, int(np.prod(to_shape, dtype=np.int64)))
+    return t
+
+
+def tile_into(em, src: str, dst: str, rank: int, size: int):
+    idx = ", ".join(f"i{d}" for d in range(rank))
+    at = ", ".join(f"i{d} % a.shape[{d}]" for d in range(rank))
+    k = em.loop_kernel("out, a", "out", rank, [f"out[{idx}] = a[{at}]"])
+    em.launch(k, size, [dst, src])
+
+
 @lower("Tile")
 def _tile(node, em):
     x, out = node.inputs[0], node.outputs[0]
     rank = len(out.shape)
     if rank == 0:
-        em.define(out, f"{em[x]}.copy()")
+        em.define(out, em.copy_expr(em[x]))
         return
-    lines = ["@njit(cache=True, error_model='numpy')", "def KERNEL(out, a):"]
-    pad = "    "
-    for d in range(rank):
-        lines.append(f"{pad}for i{d} in range(out.shape[{d}]):")
-        pad += "    "
-    idx = ", ".join(f"i{d}" for d in range(rank))
-    src = ", ".join(f"i{d} % a.shape[{d}]" for d in range(rank))
-    lines.append(f"{pad}out[{idx}] = a[{src}]")
-    k = em.kernel("\n".join(lines))
-    res = em.alloc(out)
-    em.emit(f"{k}({res}, {em[x]})")
+    tile_into(em, em[x], em.alloc(out), rank, out.size)
 
 
 PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2, "wrap": 3}
@@ -182,35 +183,28 @@ def _pad(node, em):
     before, _ = shape_ops.pad_amounts(node)
     rank = len(out.shape)
     value = node.input(2)
-    lines = ["@njit(cache=True, error_model='numpy')", "def KERNEL(out, a, before, value):"]
-    pad = "    "
+    body = []
     for d in range(rank):
-        lines.append(f"{pad}for i{d} in range(out.shape[{d}]):")
-        pad += "    "
-        lines.append(f"{pad}j{d} = i{d} - before[{d}]")
+        body.append(f"j{d} = i{d} - before[{d}]")
         n = f"a.shape[{d}]"
         if mode == "reflect":
-            lines.append(f"{pad}if {n} > 1:")
-            lines.append(f"{pad}    p = 2 * ({n} - 1)")
-            lines.append(f"{pad}    j{d} = j{d} % p")
-            lines.append(f"{pad}    j{d} = p - j{d} if j{d} >= {n} else j{d}")
-            lines.append(f"{pad}else:")
-            lines.append(f"{pad}    j{d} = 0")
+            body += [f"if {n} > 1:", f"    p = 2 * ({n} - 1)", f"    j{d} = j{d} % p",
+                     f"    j{d} = p - j{d} if j{d} >= {n} else j{d}", "else:", f"    j{d} = 0"]
         elif mode == "edge":
-            lines.append(f"{pad}j{d} = min(max(j{d}, 0), {n} - 1)")
+            body.append(f"j{d} = min(max(j{d}, 0), {n} - 1)")
         elif mode == "wrap":
-            lines.append(f"{pad}j{d} = j{d} % {n}")
+            body.append(f"j{d} = j{d} % {n}")
     idx = ", ".join(f"i{d}" for d in range(rank))
     src = ", ".join(f"j{d}" for d in range(rank))
     if mode == "constant":
         inside = " and ".join(f"0 <= j{d} < a.shape[{d}]" for d in range(rank)) or "True"
-        lines.append(f"{pad}out[{idx}] = a[{src}] if {inside} else value[0]")
+        body.append(f"out[{idx}] = a[{src}] if {inside} else value[0]")
     else:
-        lines.append(f"{pad}out[{idx}] = a[{src}]")
-    k = em.kernel("\n".join(lines))
+        body.append(f"out[{idx}] = a[{src}]")
+    k = em.loop_kernel("out, a, before, value", "out", rank, body)
     res = em.alloc(out)
     val = f"{em[value]}.reshape(1)" if value is not None else em.const(np.zeros(1, x.dtype))
-    em.emit(f"{k}({res}, {em[x]}, {em.const(np.asarray(before, np.int64))}, {val})")
+    em.launch(k, out.size, [res, em[x], em.const(np.asarray(before, np.int64)), val])
 
 
 @lower(*reduce_ops.REDUCE_OPS)
@@ -218,7 +212,7 @@ def _reduce(node, em):
     x, out = node.inputs[0], node.outputs[0]
     ax = reduce_ops.reduce_axes(node)
     if not ax:
-        em.define(out, f"{em[x]}.copy()")
+        em.define(out, em.copy_expr(em[x]))
         return
     view, _, rows, _ = _rows_view(em, x, ax)
     fn = node.op[len("Reduce"):].lower() + "_rows"
@@ -248,7 +242,7 @@ def _softmax(node, em):
         em.emit(f"{L}.softmax_rows({view}, {res}.reshape({rows_n}), {kind})")
         return
     t = em.tmp()
-    em.emit(f"{t} = np.empty({source.ints(tuple(x.shape[p] for p in perm))}, {source.dtype_name(out.dtype)})")
+    em.emit(f"{t} = {em.empty(tuple(x.shape[p] for p in perm), out.dtype)}")
     em.emit(f"{L}.softmax_rows({view}, {t}.reshape({rows_n}), {kind})")
     transpose_into(em, t, tuple(x.shape[p] for p in perm), [int(i) for i in np.argsort(perm)], res)
 
@@ -259,12 +253,14 @@ def _layernorm(node, em):
     a = axis(attr(node, "axis", -1), len(x.shape))
     rows = int(np.prod(x.shape[:a], dtype=np.int64))
     n = x.size // max(rows, 1)
-    inner = source.ints(x.shape[a:])
 
     def param(v, fill):
         if v is None:
             return em.const(np.full(n, fill, x.dtype))
-        return f"np.broadcast_to({em[v]}, {inner}).copy().reshape({n})"
+        if v.const is not None:
+            return em.const(np.broadcast_to(v.const, x.shape[a:]).reshape(n))
+        name = em[v] if v.size == n else broadcast_copy(em, em[v], v.shape, x.shape[a:], v.dtype)
+        return f"{name}.reshape({n})"
     L = em.lib("reduce")
     res = em.alloc(out)
     stats = []
@@ -273,20 +269,26 @@ def _layernorm(node, em):
             stats.append(em.alloc(node.outputs[i]) + f".reshape({rows})")
         else:
             t = em.tmp()
-            em.emit(f"{t} = np.empty({rows}, np.float32)")
+            em.emit(f"{t} = {em.empty((rows,), np.float32)}")
             stats.append(t)
     eps = source.num(attr(node, "epsilon", 1e-5))
     em.emit(f"{L}.layernorm_rows({em[x]}.reshape({source.ints((rows, n))}), {param(node.input(1), 1)}, "
             f"{param(node.input(2), 0)}, {res}.reshape({source.ints((rows, n))}), {stats[0]}, {stats[1]}, {eps})")
 
 
+def matmul_shapes(node):
+    """(a's shape, b's shape, batch shape) with 1-D operands made matrices, as numpy does."""
+    a, b = node.inputs[0], node.inputs[1]
+    a2 = (1,) + a.shape if len(a.shape) == 1 else a.shape
+    b2 = b.shape + (1,) if len(b.shape) == 1 else b.shape
+    return a2, b2, tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+
+
 @lower("MatMul")
 def _matmul(node, em):
     a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
-    a2 = (1,) + a.shape if len(a.shape) == 1 else a.shape
-    b2 = b.shape + (1,) if len(b.shape) == 1 else b.shape
+    a2, b2, batch = matmul_shapes(node)
     m, k, n = a2[-2], a2[-1], b2[-1]
-    batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
     nb = int(np.prod(batch, dtype=np.int64))
     res = em.alloc(out)
     isfloat = out.dtype.kind == "f"
@@ -294,6 +296,14 @@ def _matmul(node, em):
         em.emit(f"np.dot({em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
                 f"{res}.reshape({source.ints((nb * m, n))}))")
         return
+    matmul_batched(em, a, b, a2, b2, batch, res)
+
+
+def matmul_batched(em, a, b, a2, b2, batch, res):
+    """res = a @ b batch by batch; broadcast batches pick their operand by index."""
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    nb = int(np.prod(batch, dtype=np.int64))
+    isfloat = np.dtype(a.dtype).kind == "f"
     a_idx = np.broadcast_to(np.arange(int(np.prod(a2[:-2], dtype=np.int64))).reshape(a2[:-2]), batch).reshape(-1)
     b_idx = np.broadcast_to(np.arange(int(np.prod(b2[:-2], dtype=np.int64))).reshape(b2[:-2]), batch).reshape(-1)
     L = em.lib("linalg")

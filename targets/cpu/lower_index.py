@@ -97,8 +97,8 @@ def _topk(node, em):
     L = em.lib("indexing")
     vals, inds = em.tmp(), em.tmp()
     kshape = moved[:-1] + (k,)
-    em.emit(f"{vals} = np.empty({source.ints(kshape)}, {source.dtype_name(x.dtype)})")
-    em.emit(f"{inds} = np.empty({source.ints(kshape)}, np.int64)")
+    em.emit(f"{vals} = {em.empty(kshape, x.dtype)}")
+    em.emit(f"{inds} = {em.empty(kshape, np.int64)}")
     em.emit(f"{L}.topk({name}.reshape({source.ints((rows, x.shape[a]))}), {k}, {bool(attr(node, 'largest', 1))}, "
             f"{bool(attr(node, 'sorted', 1))}, {vals}.reshape({source.ints((rows, k))}), {inds}.reshape({source.ints((rows, k))}))")
     inv = [int(i) for i in np.argsort(perm)]

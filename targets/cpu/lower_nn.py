@@ -70,7 +70,7 @@ def _pool(node, em):
         if len(node.outputs) > 1:
             idx = em.alloc(node.outputs[1]) + f".reshape({source.ints(_as5(out.shape))})"
         else:
-            idx = "np.empty((0, 0, 0, 0, 0), np.int64)"
+            idx = em.empty((0, 0, 0, 0, 0), np.int64)
         em.emit(f"{L}.max_pool({_view5(em, x)}, {o5}, {idx}, {common}, {dil}, {int(attr(node, 'storage_order', 0))})")
     elif node.op == "AveragePool":
         em.emit(f"{L}.avg_pool({_view5(em, x)}, {o5}, {common}, {_p3(geo['pads_end'], 0)}, {dil}, "
