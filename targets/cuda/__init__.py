@@ -1,0 +1,1 @@
+"""The CUDA target: IR -> a host-side graph function launching Numba CUDA kernels."""
