@@ -82,6 +82,14 @@ def _worker(names_file, out_file, target):
             out.flush()
 
 
+def worker_env(target) -> dict:
+    """CUDA cases run on Numba's simulator unless ONNXJIT_TEST_GPU=1 asks for the real GPU."""
+    env = dict(os.environ)
+    if target == "cuda" and os.environ.get("ONNXJIT_TEST_GPU") != "1":
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    return env
+
+
 def run_all(names, target="cpu", jobs=2) -> dict:
     """name -> result dict, running chunks in subprocesses that survive crashes."""
     work = tempfile.mkdtemp(prefix="onnxjit-conf-")
@@ -96,7 +104,7 @@ def run_all(names, target="cpu", jobs=2) -> dict:
                 f.write("\n".join(todo))
             open(of, "w").close()
             procs[i] = (subprocess.Popen([sys.executable, "-m", "tests.conformance", "--worker", nf, of, target],
-                                         cwd=os.path.dirname(HERE)), of)
+                                         cwd=os.path.dirname(HERE), env=worker_env(target)), of)
         nxt = {}
         for i, (p, of) in procs.items():
             p.wait()

@@ -16,6 +16,13 @@ class CudaEmitter(Emitter):
     GRAPH_DECORATOR = None          # the graph function runs on the host
     EMPTY = "cuda.device_array"
 
+    def __init__(self):
+        super().__init__()
+        self.lib_alias: dict = {}    # set by a lowering whose CPU library is split differently here
+
+    def lib(self, name: str) -> str:
+        return super().lib(self.lib_alias.get(name, name))
+
     def loop_kernel(self, args: str, space: str, rank: int, body: list[str]) -> str:
         """One thread per index of `space`'s shape (grid-stride), decomposed into i0, ..."""
         lines = [CUDA_JIT, f"def KERNEL({args}):",

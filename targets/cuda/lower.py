@@ -102,3 +102,20 @@ def _matmul(node, em):
     a2, b2, batch = cpu.matmul_shapes(node)
     res = em.alloc(node.outputs[0])
     cpu.matmul_batched(em, node.inputs[0], node.inputs[1], a2, b2, batch, res)
+
+
+def _from_reduce_library(fn):
+    """The CUDA reduce library also holds ArgMax/ArgMin, CumSum/CumProd and
+    InstanceNormalization (they share its block reductions); the CPU keeps
+    them in its indexing and nn libraries."""
+    def lowering(node, em):
+        em.lib_alias = {"indexing": "reduce", "nn": "reduce"}
+        try:
+            fn(node, em)
+        finally:
+            em.lib_alias = {}
+    return lowering
+
+
+for _op in ("ArgMax", "ArgMin", "CumSum", "CumProd", "InstanceNormalization"):
+    LOWER[_op] = _from_reduce_library(cpu.LOWER[_op])
