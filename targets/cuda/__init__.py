@@ -1,0 +1,1 @@
+"""CUDA target: numba.cuda kernel libraries (kernels/) called from generated host code."""
