@@ -9,7 +9,22 @@ import numpy as np
 
 
 def is_cuda_array(a) -> bool:
-    return hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+    """CuPy, PyTorch and Numba device arrays (and the CUDA simulator's stand-ins)."""
+    if isinstance(a, np.ndarray):
+        return False
+    return hasattr(a, "__cuda_array_interface__") or _simulated(a)
+
+
+def as_device_array(a):
+    """A Numba device array viewing `a`'s memory, without a copy."""
+    if _simulated(a):
+        return a
+    from numba import cuda
+    return cuda.as_cuda_array(a)
+
+
+def _simulated(a) -> bool:
+    return type(a).__module__.startswith("numba.cuda.simulator")
 
 
 class Host:
@@ -42,7 +57,7 @@ class Cuda:
 
     def place_input(self, a):
         if is_cuda_array(a):
-            return self.cuda.as_cuda_array(a)
+            return as_device_array(a)
         return self.cuda.to_device(a)
 
     def finish(self, outs, device_outputs: bool):

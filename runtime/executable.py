@@ -133,8 +133,7 @@ def _check(spec, a, dims):
     """The input as the graph takes it (a C-contiguous numpy or CUDA array), or an InputError."""
     name, want = spec["name"], np.dtype(spec["dtype"])
     if devices.is_cuda_array(a):
-        from numba import cuda
-        a = cuda.as_cuda_array(a)
+        a = devices.as_device_array(a)
         if not a.is_c_contiguous():
             raise InputError(f"input {name!r}: a CUDA array must be C-contiguous")
     elif not isinstance(a, np.ndarray):

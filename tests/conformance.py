@@ -33,6 +33,11 @@ def cases() -> dict:
         return {c.name: c for c in collect_testcases()}
 
 
+def pass_list(target: str) -> list[str]:
+    with open(PASS_LIST.replace("cpu", target)) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
 def compare(name, got, want):
     if isinstance(want, np.ndarray) or np.isscalar(want):
         want = np.asarray(want)
@@ -128,6 +133,8 @@ def run_all(names, target="cpu", jobs=2) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true", help="rewrite the committed pass list")
+    ap.add_argument("--update", action="store_true",
+                    help="update the committed pass list with the cases run (with --only)")
     ap.add_argument("--target", default="cpu")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", default="", help="substring filter on case names")
@@ -147,8 +154,23 @@ def main(argv=None):
         print(f"{len(ns):4d}  {err}   e.g. {ns[0]}")
     print(f"{len(ok)} of {len(names)} node cases pass on {a.target} ({time.time() - t0:.0f} s)")
     if a.write:
-        with open(PASS_LIST if a.target == "cpu" else PASS_LIST.replace("cpu", a.target), "w") as f:
-            f.write("\n".join(ok) + "\n")
+        write_lists(a.target, ok, {n: res[n]["s"] for n in ok})
+    elif a.update:
+        old = set(pass_list(a.target))
+        with open(os.path.join(HERE, f"conformance_seconds_{a.target}.json")) as f:
+            seconds = json.load(f)
+        seconds.update({n: res[n]["s"] for n in ok})
+        keep = sorted((old - set(names)) | set(ok))
+        print(f"pass list: {len(old)} -> {len(keep)}")
+        write_lists(a.target, keep, {n: seconds.get(n, 0.0) for n in keep})
+
+
+def write_lists(target, ok, seconds):
+    """The pass list, and each passing case's time (the CUDA simulator's CI subset uses it)."""
+    with open(PASS_LIST.replace("cpu", target), "w") as f:
+        f.write("\n".join(ok) + "\n")
+    with open(os.path.join(HERE, f"conformance_seconds_{target}.json"), "w") as f:
+        json.dump(seconds, f, indent=0, sort_keys=True)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,12 @@
 """Every ONNX node case in the committed pass list must still pass on cpu.
 
 Regenerate the list with `python -m tests.conformance --write` after adding ops."""
-import os
 
 import pytest
 
-from tests.conformance import PASS_LIST, cases, run_case
+from tests.conformance import pass_list, run_case
 
-with open(PASS_LIST) as f:
-    PASSING = [line.strip() for line in f if line.strip()]
-
-
-@pytest.fixture(scope="session")
-def all_cases():
-    return cases()
+PASSING = pass_list("cpu")
 
 
 def test_pass_list_size(all_cases):
