@@ -70,16 +70,27 @@ def dynamic_quantize(x, y, scale, zero):
 
 @njit(cache=True, error_model="numpy")
 def _igemm(a, b, out):
-    """out (M, N) int32 = a (M, K) @ b (K, N), both int32: row updates that LLVM vectorizes."""
-    n = b.shape[1]
-    for r in range(a.shape[0]):
+    """out (M, N) int32 = a (M, K) @ b (K, N), both int32: row updates that LLVM vectorizes,
+    four output rows per pass so each row of b is loaded once for all four."""
+    m, n = a.shape[0], b.shape[1]
+    out[:] = 0
+    r = 0
+    while r + 4 <= m:
+        o0, o1, o2, o3 = out[r], out[r + 1], out[r + 2], out[r + 3]
+        for k in range(a.shape[1]):
+            v0, v1, v2, v3 = a[r, k], a[r + 1, k], a[r + 2, k], a[r + 3, k]
+            bk = b[k]
+            for c in range(n):
+                x = bk[c]
+                o0[c] += v0 * x
+                o1[c] += v1 * x
+                o2[c] += v2 * x
+                o3[c] += v3 * x
+        r += 4
+    for r in range(r, m):
         row = out[r]
-        for c in range(n):
-            row[c] = 0
         for k in range(a.shape[1]):
             v = a[r, k]
-            if v == 0:
-                continue
             bk = b[k]
             for c in range(n):
                 row[c] += v * bk[c]
