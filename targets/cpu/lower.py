@@ -276,38 +276,42 @@ def _layernorm(node, em):
             f"{param(node.input(2), 0)}, {res}.reshape({source.ints((rows, n))}), {stats[0]}, {stats[1]}, {eps})")
 
 
-def matmul_shapes(node):
+def matmul_shapes(a, b):
     """(a's shape, b's shape, batch shape) with 1-D operands made matrices, as numpy does."""
-    a, b = node.inputs[0], node.inputs[1]
     a2 = (1,) + a.shape if len(a.shape) == 1 else a.shape
     b2 = b.shape + (1,) if len(b.shape) == 1 else b.shape
     return a2, b2, tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
 
 
+def matmul_operands(em, a, b, out_name: str):
+    """Batched (batch, m, k) x (batch, k, n) views of a MatMul's operands and output,
+    with the index arrays that broadcast the batch dims: (a3, b3, out3, a_index, b_index)."""
+    a2, b2, batch = matmul_shapes(a, b)
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    nb = int(np.prod(batch, dtype=np.int64))
+    a_idx = np.broadcast_to(np.arange(int(np.prod(a2[:-2], dtype=np.int64))).reshape(a2[:-2]), batch).reshape(-1)
+    b_idx = np.broadcast_to(np.arange(int(np.prod(b2[:-2], dtype=np.int64))).reshape(b2[:-2]), batch).reshape(-1)
+    return (f"{em[a]}.reshape({source.ints((a_idx.max() + 1 if a_idx.size else 1, m, k))})",
+            f"{em[b]}.reshape({source.ints((b_idx.max() + 1 if b_idx.size else 1, k, n))})",
+            f"{out_name}.reshape({source.ints((nb, m, n))})",
+            em.const(a_idx.astype(np.int64)), em.const(b_idx.astype(np.int64)))
+
+
 @lower("MatMul")
 def _matmul(node, em):
     a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
-    a2, b2, batch = matmul_shapes(node)
+    a2, b2, batch = matmul_shapes(a, b)
     m, k, n = a2[-2], a2[-1], b2[-1]
     nb = int(np.prod(batch, dtype=np.int64))
     res = em.alloc(out)
-    isfloat = out.dtype.kind == "f"
-    if isfloat and len(b2) == 2:        # one big GEMM: fold the batch into rows
+    if out.dtype.kind == "f" and len(b2) == 2:        # one big GEMM: fold the batch into rows
         em.emit(f"np.dot({em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
                 f"{res}.reshape({source.ints((nb * m, n))}))")
         return
-    matmul_batched(em, a, b, a2, b2, batch, res)
+    matmul_batched(em, a, b, res)
 
 
-def matmul_batched(em, a, b, a2, b2, batch, res):
-    """res = a @ b batch by batch; broadcast batches pick their operand by index."""
-    m, k, n = a2[-2], a2[-1], b2[-1]
-    nb = int(np.prod(batch, dtype=np.int64))
-    isfloat = np.dtype(a.dtype).kind == "f"
-    a_idx = np.broadcast_to(np.arange(int(np.prod(a2[:-2], dtype=np.int64))).reshape(a2[:-2]), batch).reshape(-1)
-    b_idx = np.broadcast_to(np.arange(int(np.prod(b2[:-2], dtype=np.int64))).reshape(b2[:-2]), batch).reshape(-1)
-    L = em.lib("linalg")
-    fn = "matmul_batched" if isfloat else "matmul_batched_int"
-    em.emit(f"{L}.{fn}({em[a]}.reshape({source.ints((a_idx.max() + 1 if a_idx.size else 1, m, k))}), "
-            f"{em[b]}.reshape({source.ints((b_idx.max() + 1 if b_idx.size else 1, k, n))}), "
-            f"{res}.reshape({source.ints((nb, m, n))}), {em.const(a_idx.astype(np.int64))}, {em.const(b_idx.astype(np.int64))})")
+def matmul_batched(em, a, b, res: str):
+    """res = a @ b batch by batch (the linalg library); broadcast batches pick their operand by index."""
+    fn = "matmul_batched" if np.dtype(a.dtype).kind == "f" else "matmul_batched_int"
+    em.emit(f"{em.lib('linalg')}.{fn}({', '.join(matmul_operands(em, a, b, res))})")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.ops.quant import INT_RANGES, broadcastable_params
+
 from .source import num, typed
 
 
@@ -95,6 +97,19 @@ def _bitshift(n, a, d):
     return f"{a[0]} {op} {a[1]}"
 
 
+def _quantize(n, a, d):
+    """saturate(rint(x / scale) + zero_point): the division stays in the scale's dtype."""
+    lo, hi = INT_RANGES[n.outputs[0].dtype]
+    zp = f" + np.float64({a[2]})" if n.input(2) is not None else ""
+    return f"min(max(np.rint({a[0]} / {a[1]}){zp}, {num(float(lo))}), {num(float(hi))})"
+
+
+def _dequantize(n, a, d):
+    """(x - zero_point) * scale, the difference exact in int64."""
+    zp = f" - np.int64({a[2]})" if n.input(2) is not None else ""
+    return f"(np.int64({a[0]}){zp}) * np.float64({a[1]})"
+
+
 UNARY = {
     "Abs": "abs({0})", "Neg": "-{0}", "Exp": "np.exp({0})", "Log": "np.log({0})",
     "Sqrt": "np.sqrt({0})", "Reciprocal": "1.0 / {0}", "Sin": "np.sin({0})", "Cos": "np.cos({0})",
@@ -133,8 +148,10 @@ RENDER = {
     "Div": _div, "Pow": _pow, "Mod": _mod, "Max": _variadic(_max), "Min": _variadic(_min),
     "Sum": _variadic(lambda x, y, dt: f"{x} + {y}"), "Mean": _mean, "Clip": _clip,
     "Cast": _cast, "CastLike": _cast, "Gelu": _gelu, "IsInf": _isinf, "Shrink": _shrink,
-    "BitShift": _bitshift,
+    "BitShift": _bitshift, "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
 }
+# Ops that render as scalars only in some forms (per-axis parameters must broadcast numpy-style).
+RENDERABLE_WHEN = {"QuantizeLinear": broadcastable_params, "DequantizeLinear": broadcastable_params}
 for _op, _t in {**UNARY, **BINARY}.items():
     RENDER[_op] = (lambda t: lambda n, a, d: t.format(*a))(_t)
 for _op, (_t, _defaults) in ATTR_UNARY.items():
@@ -146,4 +163,4 @@ def render(node, args, dts) -> str:
 
 
 def supports(node) -> bool:
-    return node.op in RENDER
+    return node.op in RENDER and RENDERABLE_WHEN.get(node.op, lambda n: True)(node)

@@ -99,9 +99,7 @@ def _expand(node, em):
 
 @lower("MatMul")
 def _matmul(node, em):
-    a2, b2, batch = cpu.matmul_shapes(node)
-    res = em.alloc(node.outputs[0])
-    cpu.matmul_batched(em, node.inputs[0], node.inputs[1], a2, b2, batch, res)
+    cpu.matmul_batched(em, node.inputs[0], node.inputs[1], em.alloc(node.outputs[0]))
 
 
 def _from_reduce_library(fn):
