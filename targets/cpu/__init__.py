@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.passes.fuse import fuse_elementwise
 
-from . import lower, lower_index, lower_nn, scalar  # noqa: F401 (lowerings register on import)
+from . import lower, lower_index, lower_ml, lower_nn, scalar  # noqa: F401 (lowerings register on import)
 from .emitter import Emitter
 
 NAME = "cpu"
@@ -21,7 +21,7 @@ def build(graph, options: dict) -> dict:
     for i, v in enumerate(graph.inputs):
         em.bind_input(v, i)
     for node in graph.nodes:
-        fn = lower.LOWER.get(node.op)
+        fn = lower.lowering_of(node)
         if fn is None:
             raise LoweringError(f"node {node.name!r} ({node.op}): no CPU lowering")
         try:
