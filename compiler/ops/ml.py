@@ -292,9 +292,9 @@ def _feature_vectorizer(node):
     ins = [v for v in node.inputs if v is not None]
     if len(dims) != len(ins) or not ins:
         raise ShapeError("inputdimensions must give one size per input")
-    rows = {v.shape[0] if v.shape else 1 for v in ins}
+    rows = {rows_of(v)[0] for v in ins}
     if len(rows) != 1 or any(len(v.shape) > 2 for v in ins):
-        raise ShapeError("FeatureVectorizer inputs must be [N] or [N, C] with one N")
+        raise ShapeError("FeatureVectorizer inputs must be [C] or [N, C] with one N")
     return [(np.float32, (rows.pop(), sum(dims)))]
 
 

@@ -38,6 +38,12 @@ def _labels(em, node, scores, labels, threshold=0.0):
         em.emit(f"{em.lib('ml')}.pick_labels({scores}, {em.const(labels)}, {source.num(threshold)}, {res})")
 
 
+def _complement(post):
+    """Binary trees and linear models fill the negative class with 1 - score when
+    no transform (or PROBIT) follows, else with -score (as onnxruntime does)."""
+    return post in (ml_ops.POST["NONE"], ml_ops.POST["PROBIT"])
+
+
 def _post(em, scores, code):
     if code:
         em.emit(f"{em.lib('ml')}.post_transform({scores}, {int(code)})")
@@ -60,8 +66,7 @@ def _trees(node, em):
     em.emit(f"{L}.tree_ensemble({_rows(em, x)}, {arrays}, {int(t['aggregate'])}, {source.num(init)}, "
             f"{em.const(t['base'])}, {s})")
     if classifier and len(set(ints(attr(node, "class_ids")))) == 1 and t["n_out"] == 2:
-        complement = t["post"] in (ml_ops.POST["NONE"], ml_ops.POST["PROBIT"])
-        em.emit(f"{L}.two_columns({s}[:, 0], {s}, {complement})")
+        em.emit(f"{L}.two_columns({s}[:, 0], {s}, {_complement(t['post'])})")
     _post(em, s, t["post"])
     if classifier:
         _labels(em, node, s, ml_ops.class_labels(node, "classlabels_strings", "classlabels_int64s"))
@@ -87,7 +92,7 @@ def _linear(node, em):
         _, k, cols = ml_ops.linear_classifier_shape(node)
         if cols != k:
             s2 = _scores(em, rows, 2)
-            em.emit(f"{L}.two_columns({s}[:, 0], {s2}, False)")
+            em.emit(f"{L}.two_columns({s}[:, 0], {s2}, {_complement(post)})")
             s = s2
         labels = ml_ops.class_labels(node, "classlabels_strings", "classlabels_ints")
         if labels.size == 0:
@@ -224,7 +229,5 @@ def _feature_vectorizer(node, em):
     res = em.alloc(out)
     first = 0
     for v, width in zip([v for v in node.inputs if v is not None], ints(attr(node, "inputdimensions"))):
-        cols = v.shape[1] if len(v.shape) == 2 else 1
-        em.emit(f"{em.lib('ml')}.place_columns({em[v]}.reshape({source.ints((out.shape[0], cols))}), "
-                f"{res}, {first}, {width})")
+        em.emit(f"{em.lib('ml')}.place_columns({_rows(em, v)}, {res}, {first}, {width})")
         first += width
