@@ -89,6 +89,16 @@ def test_sklearn_classifier(name, binary, cache):
         np.testing.assert_allclose(scores[:, 0] if binary else scores, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["random_forest", "logistic_regression", "svc_poly"])
+def test_sklearn_classifier_string_labels(name, cache):
+    """String class labels: the kernels return indices, the runtime maps them."""
+    y = np.array(["setosa", "versicolor", "virginica"])[Y_IRIS]
+    model = CLASSIFIERS[name]().fit(X_IRIS, y)
+    onx = skl2onnx.to_onnx(model, X_IRIS[:1], options={id(model): {"zipmap": False}})
+    labels, _ = run_both(onx, {onx.graph.input[0].name: X_IRIS}, cache)
+    np.testing.assert_array_equal(labels, model.predict(X_IRIS))
+
+
 REGRESSORS = {
     "random_forest": lambda: RandomForestRegressor(n_estimators=8, max_depth=5, random_state=0),
     "gradient_boosting": lambda: GradientBoostingRegressor(n_estimators=6, random_state=0),

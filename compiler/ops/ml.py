@@ -50,14 +50,31 @@ def rows_of(x) -> tuple:
 
 
 def class_labels(node, *names):
-    """The int64 class labels; string labels are not a tensor type we return."""
+    """The int64 class labels. String labels become their indices: kernels
+    return those, and the runtime looks the strings up (string_label_outputs)."""
     for n in names:
         if n.endswith("strings") and node.attrs.get(n):
-            raise UnsupportedDType(f"{node.op}: string class labels are not supported")
+            return np.arange(len(node.attrs[n]), dtype=np.int64)
     for n in names:
         if not n.endswith("strings") and node.attrs.get(n) is not None:
             return np.asarray(node.attrs[n], np.int64)
     return np.zeros(0, np.int64)
+
+
+def string_label_outputs(model) -> dict:
+    """Graph outputs holding classifier labels given as strings: name -> labels.
+    Strings are no tensor type our kernels return, so these outputs carry
+    indices that the runtime maps on the host; they may feed no other node."""
+    consumed = {i for n in model.graph.node for i in n.input}
+    found = {}
+    for n in model.graph.node:
+        labels = [list(a.strings) for a in n.attribute if a.name == "classlabels_strings" and a.strings]
+        if n.domain != ML or not labels or not n.output or not n.output[0]:
+            continue
+        if n.output[0] in consumed:
+            raise UnsupportedDType(f"node {n.name!r}: string labels that feed other nodes are not supported")
+        found[n.output[0]] = [b.decode("utf-8", "replace") for b in labels[0]]
+    return {o.name: found[o.name] for o in model.graph.output if o.name in found}
 
 
 # trees ------------------------------------------------------------------------------

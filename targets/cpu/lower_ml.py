@@ -95,6 +95,8 @@ def _linear(node, em):
             em.emit(f"{L}.two_columns({s}[:, 0], {s2}, {_complement(post)})")
             s = s2
         labels = ml_ops.class_labels(node, "classlabels_strings", "classlabels_ints")
+        if cols == 1 and attr(node, "classlabels_strings"):
+            raise NotImplementedError("one score column with string labels")
         if labels.size == 0:
             labels = np.arange(max(cols, 2), dtype=np.int64)[1 if cols == 1 else 0:]
         _post(em, s, post)
