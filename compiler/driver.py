@@ -9,6 +9,8 @@ import time
 from runtime import Cache, CompiledModel, model_key
 
 from . import frontend
+from .dtypes import UnsupportedDType
+from .ops.ml import string_label_outputs
 from .passes.decompose import decompose
 from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
@@ -61,6 +63,10 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
         raise frontend.UnsupportedModel(f"{len(bad)} unsupported node(s):\n  " + "\n  ".join(bad))
     specs, outputs = frontend.signature(proto)
     value_inputs = frontend.value_specialised_inputs(proto)
+    try:
+        string_outputs = string_label_outputs(proto)
+    except UnsupportedDType as e:
+        raise frontend.UnsupportedModel(str(e)) from None
 
     def builder(meta):
         graph = lower_to_ir(proto, meta)
@@ -71,7 +77,7 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
     inputs = [{"name": s.name, "dtype": s.dtype, "shape": s.shape, "optional": s.optional} for s in specs]
     key = model_key(data, target, dict(options, compiler=source_fingerprint()))
     fn = CompiledModel(inputs, outputs, value_inputs, key,
-                       Cache(cache_dir), builder, device_outputs=device_outputs)
+                       Cache(cache_dir), builder, string_outputs, device_outputs=device_outputs)
     if eager and not value_inputs and all(s.optional or (s.shape is not None and all(isinstance(d, int) and d > 0 for d in s.shape))
                                           for s in specs):
         import numpy as np

@@ -13,7 +13,7 @@ from . import dtypes, ops  # noqa: F401  (ops fills the registry)
 from .ir import Graph, Node, Value
 from .ops.common import ShapeError
 from .passes.fold import fold_node
-from .registry import lookup
+from .registry import domain_key, lookup
 
 SHAPE_ONLY_OPS = {"Shape", "Size"}   # their output depends on the input's shape, not its values
 OPSET_TAG = "onnxjit-function-opset:"   # doc_string tag: an expanded body node's own opset
@@ -40,9 +40,9 @@ def load(model) -> tuple[onnx.ModelProto, bytes]:
     return proto, proto.SerializeToString()
 
 
-def opset_of(model: onnx.ModelProto) -> int:
+def opset_of(model: onnx.ModelProto, domain: str = "") -> int:
     for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
+        if domain_key(imp.domain) == domain_key(domain):
             return imp.version
     return 1
 
@@ -156,12 +156,11 @@ def _function_body(node, opset, types):
 
 
 def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
-    opset = opset_of(model)
     bad = []
     for n in model.graph.node:
         if lookup(n.op_type, n.domain) is None:
             dom = n.domain or "ai.onnx"
-            bad.append(f"node {n.name!r}: {dom}::{n.op_type} (opset {opset})")
+            bad.append(f"node {n.name!r}: {dom}::{n.op_type} (opset {opset_of(model, n.domain)})")
     return bad
 
 
@@ -236,7 +235,6 @@ def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
     """Build the IR for concrete feeds: name -> (dtype, shape, value or None).
     Shapes are inferred node by node with the registry's rules, and every node
     whose inputs are known is folded on the spot (shape arithmetic)."""
-    opset = opset_of(model)
     env: dict[str, Value] = {}
     graph_inputs = []
     for vi in model.graph.input:
@@ -265,7 +263,7 @@ def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
                 else:
                     ins.append(env[name])
             attrs = _attrs(proto)
-            node_opset = opset
+            node_opset = opset_of(model, proto.domain)
             if proto.doc_string.startswith(OPSET_TAG) and proto.doc_string[len(OPSET_TAG):].isdigit():
                 node_opset = int(proto.doc_string[len(OPSET_TAG):])
             node = Node(proto.op_type, ins, [], attrs, proto.name, proto.domain, node_opset)

@@ -2,6 +2,8 @@
 
 Ops are registered by compiler.ops.*; targets add their lowering with
 `lowering(op, target)`. Fusion works on kinds, never on op names (TVM's idea).
+Each ONNX domain has its own table: the standard one is REGISTRY, keyed by op
+name; others (ai.onnx.ml) register with `domain=`.
 """
 from __future__ import annotations
 
@@ -28,26 +30,33 @@ class OpDef:
     normalize: Callable | None = None   # (node, opset) -> None: older opsets to the newest form
     max_outputs: int | None = None  # outputs beyond this are unsupported
     lower: dict = field(default_factory=dict)   # target name -> lowering function
+    domain: str = ""
 
 
-REGISTRY: dict[str, OpDef] = {}
+STD, ML = "", "ai.onnx.ml"
+REGISTRY: dict[str, OpDef] = {}                   # the standard domain
+DOMAINS: dict[str, dict] = {STD: REGISTRY, ML: {}}
 
 
-def register(op, kind, infer, fold=None, value_inputs=(), normalize=None, max_outputs=None):
+def domain_key(domain: str) -> str:
+    """"" and "ai.onnx" both name the standard domain."""
+    return STD if domain in ("", "ai.onnx") else domain
+
+
+def register(op, kind, infer, fold=None, value_inputs=(), normalize=None, max_outputs=None, domain=STD):
     assert kind in KINDS, kind
-    REGISTRY[op] = OpDef(op, kind, infer, fold, tuple(value_inputs), normalize, max_outputs)
-    return REGISTRY[op]
+    table = DOMAINS[domain_key(domain)]
+    table[op] = OpDef(op, kind, infer, fold, tuple(value_inputs), normalize, max_outputs, domain=domain_key(domain))
+    return table[op]
 
 
-def lowering(op: str, target: str):
+def lowering(op: str, target: str, domain: str = STD):
     """Decorator: the target's lowering of `op` (the op must be registered first)."""
     def deco(fn):
-        REGISTRY[op].lower[target] = fn
+        DOMAINS[domain_key(domain)][op].lower[target] = fn
         return fn
     return deco
 
 
 def lookup(op: str, domain: str = "") -> OpDef | None:
-    if domain not in ("", "ai.onnx"):
-        return None
-    return REGISTRY.get(op)
+    return DOMAINS.get(domain_key(domain), {}).get(op)

@@ -22,9 +22,11 @@ class CompiledModel:
     `inputs`: [{"name", "dtype", "shape" (ints, names or None), "optional"}].
     Inputs named in `value_inputs` decide shapes by their values, so their
     values join the specialisation key. `builder(feeds_meta)` compiles a new
-    specialisation; without one (an AOT artifact) only cached ones load."""
+    specialisation; without one (an AOT artifact) only cached ones load.
+    `string_outputs` (name -> strings): outputs whose int64 values index those
+    strings (string class labels), looked up here as object arrays like onnxruntime's."""
 
-    def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None,
+    def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None, string_outputs=None,
                  device_outputs: bool = False):
         self.inputs = inputs
         self.output_names = list(outputs)
@@ -36,6 +38,7 @@ class CompiledModel:
         self._specs: dict = {}
         self._lock = threading.Lock()
         self.stats = {"built": 0, "loaded": 0}
+        self.string_outputs = {k: np.array(v, dtype=object) for k, v in (string_outputs or {}).items()}
 
     # calling ---------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -74,8 +77,11 @@ class CompiledModel:
 
     def _call(self, feeds: dict):
         fn, (names, consts, device) = self.specialisation(feeds)
-        outs = fn(*[device.place_input(feeds[n]) for n in names], *consts)
-        return device.finish(outs, self.device_outputs)
+        outs = device.finish(fn(*[device.place_input(feeds[n]) for n in names], *consts), self.device_outputs)
+        if not self.string_outputs:
+            return outs
+        return tuple(self.string_outputs[n][o] if n in self.string_outputs else o
+                     for n, o in zip(self.output_names, outs))
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:

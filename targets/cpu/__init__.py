@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.passes.fuse import fuse_elementwise
 
-from . import lower, lower_index, lower_nn, lower_quant, scalar  # noqa: F401 (lowerings register on import)
+from . import lower, lower_index, lower_ml, lower_nn, lower_quant, scalar  # noqa: F401 (lowerings register on import)
 from .emitter import Emitter
 
 NAME = "cpu"
@@ -25,7 +25,7 @@ def build_program(graph, options: dict, lowerings: dict, em, supports, target: s
     for i, v in enumerate(graph.inputs):
         em.bind_input(v, i)
     for node in graph.nodes:
-        fn = lowerings.get(node.op)
+        fn = lower.lowering_of(node, lowerings)
         if fn is None:
             raise LoweringError(f"node {node.name!r} ({node.op}): no {target} lowering")
         try:

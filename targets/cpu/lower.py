@@ -10,23 +10,31 @@ from compiler.ops import reduce as reduce_ops
 from compiler.ops import shape as shape_ops
 from compiler.ops.common import attr, axis
 from compiler.ir import Node
-from compiler.registry import REGISTRY
+from compiler.registry import DOMAINS, STD, domain_key
 
 from . import elementwise, source
 from .emitter import Emitter
 from .kernels import reduce as reduce_kernels
 
-LOWER: dict = {}
+LOWER: dict = {}   # standard ops by name, other domains by (domain, name)
 
 
-def lower(*ops):
+def lower(*ops, domain=STD):
+    domain = domain_key(domain)
     def deco(fn):
         for op in ops:
-            LOWER[op] = fn
-            if op in REGISTRY:
-                REGISTRY[op].lower["cpu"] = fn
+            LOWER[op if domain == STD else (domain, op)] = fn
+            if op in DOMAINS[domain]:
+                DOMAINS[domain][op].lower["cpu"] = fn
         return fn
     return deco
+
+
+def lowering_of(node, table=None):
+    """The lowering of `node` in `table` (this target's LOWER by default); ops of
+    other domains are keyed (domain, op)."""
+    domain = domain_key(node.domain)
+    return (LOWER if table is None else table).get(node.op if domain == STD else (domain, node.op))
 
 
 LOWER["Fused"] = elementwise.lower_fused
