@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.passes.fuse import fuse_elementwise
 
-from . import lower, lower_index, lower_nn, scalar  # noqa: F401 (lowerings register on import)
+from . import lower, lower_index, lower_nn, lower_rnn, scalar  # noqa: F401 (lowerings register on import)
 from .emitter import Emitter
 
 NAME = "cpu"
