@@ -10,10 +10,10 @@ Shared conventions:
   layout 1: X [batch, seq, in], Y [batch, seq, dirs, hidden], states [batch, dirs, hidden].
 * direction: 0 forward, 1 reverse, 2 bidirectional (direction 1 of it runs reversed).
 * A batch entry b runs seq_lens[b] steps (reversed: from seq_lens[b] - 1 down to 0);
-  Y is zero past its length and the states keep its last step.
+  Y is zero past its length and the states keep its last step (zero when empty).
 * An absent output is a zero-size array. Activations are integer codes (see
-  ACTIVATIONS) with per-direction alpha/beta; `clip` bounds every activation's
-  input (np.inf: no clip).
+  ACTIVATIONS) with per-direction alpha/beta; `clip` bounds the input of every
+  activation but LSTM's h(Ct), as onnxruntime does (np.inf: no clip).
 """
 import math
 
@@ -43,7 +43,7 @@ ACTIVATIONS = {
 @njit(cache=True, error_model="numpy")
 def _scalar_act(a, code, alpha, beta):
     if code == SIGMOID:
-        return 1.0 / (1.0 + math.exp(-a)) if a >= 0 else math.exp(a) / (1.0 + math.exp(a))
+        return 1.0 / (1.0 + math.exp(-a))     # exp overflow gives inf, so 0: no NaN
     if code == TANH:
         return math.tanh(a)
     if code == RELU:
@@ -66,12 +66,10 @@ def _scalar_act(a, code, alpha, beta):
 
 
 @njit(cache=True, error_model="numpy")
-def _activate(v, clip, codes, alphas, betas, d, k):
-    """v[:] = act_k(clip(v)) in place, with direction d's k-th activation."""
-    code, alpha, beta = codes[d, k], alphas[d, k], betas[d, k]
-    for j in range(v.shape[0]):
-        a = min(max(np.float64(v[j]), -clip), clip)
-        v[j] = _scalar_act(a, code, alpha, beta)
+def _act(a, clip, codes, alphas, betas, d, k):
+    """Direction d's k-th activation of clip(a)."""
+    a = min(max(np.float64(a), -clip), clip)
+    return _scalar_act(a, codes[d, k], alphas[d, k], betas[d, k])
 
 
 @njit(cache=True, error_model="numpy")
@@ -112,14 +110,16 @@ def _load_state(init, d, batch, layout):
 
 
 @njit(cache=True, error_model="numpy")
-def _store_state(out, state, d, layout):
+def _store_state(out, state, seq_lens, d, layout):
+    """The final state; zero for an empty sequence (as onnxruntime does)."""
     if out.size == 0:
         return
     for b in range(state.shape[0]):
+        v = state[b] if seq_lens[b] > 0 else np.zeros_like(state[b])
         if layout == 0:
-            out[d, b] = state[b]
+            out[d, b] = v
         else:
-            out[b, d] = state[b]
+            out[b, d] = v
 
 
 @njit(cache=True, error_model="numpy")
@@ -150,11 +150,11 @@ def rnn(x, w, r, bias, seq_lens, h0, y, yh, layout, direction, codes, alphas, be
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
                     continue
-                g = xw[_row(t, b, seq, batch, layout)] + hr[b] + bsum
-                _activate(g, clip, codes, alphas, betas, d, 0)
-                h[b] = g
-                _store_y(y, g, t, d, b, layout)
-        _store_state(yh, h, d, layout)
+                xr, hb, gb = xw[_row(t, b, seq, batch, layout)], h[b], hr[b]
+                for j in range(hs):
+                    hb[j] = _act(xr[j] + gb[j] + bsum[j], clip, codes, alphas, betas, d, 0)
+                _store_y(y, hb, t, d, b, layout)
+        _store_state(yh, h, seq_lens, d, layout)
 
 
 @njit(cache=True, error_model="numpy")
@@ -170,13 +170,11 @@ def gru(x, w, r, bias, seq_lens, h0, y, yh, layout, direction, codes, alphas, be
         xw = _project(x, w, d)
         r_zr = np.ascontiguousarray(r[d, :2 * hs].T)
         r_h = np.ascontiguousarray(r[d, 2 * hs:].T)
-        b_zr = bias[d, :2 * hs] + bias[d, 3 * hs:5 * hs]
-        wb_h = bias[d, 2 * hs:3 * hs]
-        rb_h = bias[d, 5 * hs:]
+        wb, rb = bias[d, :3 * hs], bias[d, 3 * hs:]
         h = _load_state(h0, d, batch, layout)
-        zr = np.empty((batch, 2 * hs), x.dtype)
-        rh = np.zeros((batch, hs), x.dtype)     # r * H, or H @ Rh^T when linear_before_reset
-        hh = np.empty((batch, hs), x.dtype)
+        zr = np.empty((batch, 2 * hs), x.dtype)  # H Rz^T, H Rr^T, then the gates z, r
+        rh = np.zeros((batch, hs), x.dtype)      # r * H (the input of the second GEMM)
+        hh = np.empty((batch, hs), x.dtype)      # (r * H) Rh^T, or H Rh^T with linear_before_reset
         for s in range(seq):
             np.dot(h, r_zr, zr)
             if linear_before_reset:
@@ -185,28 +183,28 @@ def gru(x, w, r, bias, seq_lens, h0, y, yh, layout, direction, codes, alphas, be
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
                     continue
-                g = zr[b]
-                g += xw[_row(t, b, seq, batch, layout), :2 * hs] + b_zr
-                _activate(g[:hs], clip, codes, alphas, betas, d, 0)
-                _activate(g[hs:], clip, codes, alphas, betas, d, 0)
-                if not linear_before_reset:
-                    rh[b] = g[hs:] * h[b]
+                xr, g, hb = xw[_row(t, b, seq, batch, layout)], zr[b], h[b]
+                for j in range(2 * hs):
+                    g[j] = _act(g[j] + xr[j] + wb[j] + rb[j], clip, codes, alphas, betas, d, 0)
+                for j in range(hs):
+                    rh[b, j] = g[hs + j] * hb[j]
             if not linear_before_reset:
                 np.dot(rh, r_h, hh)
             for b in range(batch):
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
                     continue
-                z, rg = zr[b, :hs], zr[b, hs:]
-                n = xw[_row(t, b, seq, batch, layout), 2 * hs:] + wb_h
-                if linear_before_reset:
-                    n += rg * (hh[b] + rb_h)
-                else:
-                    n += hh[b] + rb_h
-                _activate(n, clip, codes, alphas, betas, d, 1)
-                h[b] = (1.0 - z) * n + z * h[b]
-                _store_y(y, h[b], t, d, b, layout)
-        _store_state(yh, h, d, layout)
+                xr, g, hb, hr = xw[_row(t, b, seq, batch, layout)], zr[b], h[b], hh[b]
+                for j in range(hs):
+                    k = 2 * hs + j
+                    if linear_before_reset:
+                        a = xr[k] + wb[k] + g[hs + j] * (hr[j] + rb[k])
+                    else:
+                        a = xr[k] + wb[k] + hr[j] + rb[k]
+                    n = _act(a, clip, codes, alphas, betas, d, 1)
+                    hb[j] = (1.0 - g[j]) * n + g[j] * hb[j]
+                _store_y(y, hb, t, d, b, layout)
+        _store_state(yh, h, seq_lens, d, layout)
 
 
 @njit(cache=True, error_model="numpy")
@@ -221,7 +219,7 @@ def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes
         reverse = direction == 1 or d == 1
         xw = _project(x, w, d)
         bsum = bias[d, :4 * hs] + bias[d, 4 * hs:]
-        pi, po, pf = p[d, :hs], p[d, hs:2 * hs], p[d, 2 * hs:]
+        pd = p[d]
         h = _load_state(h0, d, batch, layout)
         c = _load_state(c0, d, batch, layout)
         g = np.empty((batch, 4 * hs), x.dtype)
@@ -231,24 +229,19 @@ def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
                     continue
-                gb = g[b]
-                gb += xw[_row(t, b, seq, batch, layout)] + bsum
-                gi, go, gf, gc = gb[:hs], gb[hs:2 * hs], gb[2 * hs:3 * hs], gb[3 * hs:]
-                cb = c[b]
-                gi += pi * cb
-                _activate(gi, clip, codes, alphas, betas, d, 0)
-                if input_forget:
-                    gf[:] = 1.0 - gi
-                else:
-                    gf += pf * cb
-                    _activate(gf, clip, codes, alphas, betas, d, 0)
-                _activate(gc, clip, codes, alphas, betas, d, 1)
-                cb[:] = gf * cb + gi * gc
-                go += po * cb
-                _activate(go, clip, codes, alphas, betas, d, 0)
-                hc = cb.copy()
-                _activate(hc, np.inf, codes, alphas, betas, d, 2)
-                h[b] = go * hc
-                _store_y(y, h[b], t, d, b, layout)
-        _store_state(yh, h, d, layout)
-        _store_state(yc, c, d, layout)
+                xr, gb, hb, cb = xw[_row(t, b, seq, batch, layout)], g[b], h[b], c[b]
+                for j in range(4 * hs):
+                    gb[j] += xr[j] + bsum[j]
+                for j in range(hs):
+                    i = _act(gb[j] + pd[j] * cb[j], clip, codes, alphas, betas, d, 0)
+                    if input_forget:
+                        f = 1.0 - i
+                    else:
+                        f = _act(gb[2 * hs + j] + pd[2 * hs + j] * cb[j], clip, codes, alphas, betas, d, 0)
+                    cn = f * cb[j] + i * _act(gb[3 * hs + j], clip, codes, alphas, betas, d, 1)
+                    o = _act(gb[hs + j] + pd[hs + j] * cn, clip, codes, alphas, betas, d, 0)
+                    cb[j] = cn
+                    hb[j] = o * _act(cn, np.inf, codes, alphas, betas, d, 2)
+                _store_y(y, hb, t, d, b, layout)
+        _store_state(yh, h, seq_lens, d, layout)
+        _store_state(yc, c, seq_lens, d, layout)
