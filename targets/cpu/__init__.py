@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.passes.fuse import fuse_elementwise
 
-from . import lower, lower_index, lower_ml, lower_nn, lower_quant, scalar  # noqa: F401 (lowerings register on import)
+from . import lower, lower_index, lower_ml, lower_nn, lower_quant, lower_rnn, scalar  # noqa: F401 (lowerings register on import)
 from .emitter import Emitter
 
 NAME = "cpu"
