@@ -25,18 +25,20 @@ import numpy as np
 from .worker import MODELS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def available():
     return sorted(f[:-5] for f in os.listdir(MODELS) if f.endswith(".onnx"))
 
 
-def step(args, threads=None, timeout=1800):
+def step(args, threads=None, blas_threads=None, timeout=1800):
     """Run one worker step; returns its JSON, or {"error": ...} on any failure."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if threads:
         env.update({v: str(threads) for v in THREAD_VARS})
+        env.update({v: str(blas_threads or threads) for v in BLAS_VARS})
     try:
         p = subprocess.run([sys.executable, "-m", "bench.worker", *map(str, args)], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=timeout)
@@ -56,7 +58,7 @@ def first_error(lines):
     return (lines[-1] if lines else "worker failed")[:300]
 
 
-def bench_model(name, threads, repeat, budget):
+def bench_model(name, threads, blas, repeat, budget):
     cache = tempfile.mkdtemp(prefix="onnxjit-bench-")
     try:
         print(f"{name}: cold compile ...", flush=True)
@@ -66,7 +68,8 @@ def bench_model(name, threads, repeat, budget):
         row["warm"] = step(["warm", name, cache])
         row["timings"] = []
         for t in threads:
-            r = step(["time", name, cache, t, repeat, budget], threads=t)
+            b = blas or t
+            r = step(["time", name, cache, t, b, repeat, budget], threads=t, blas_threads=b)
             print(f"  {t} thread(s): {r}", flush=True)
             row["timings"].append(dict(r, threads=t))
         return row
@@ -97,7 +100,7 @@ def markdown(result):
     env = result["env"]
     out = [f"# onnxjit vs onnxruntime, {result['date']} on {env['host']}",
            "", f"{env['cores']} cores, load {fmt(env['load'], '.1f')} at start; numba {env['numba']}, "
-           f"onnxruntime {env['onnxruntime']}, commit {env['commit']}; median of up to {result['repeat']} interleaved "
+           f"onnxruntime {env['onnxruntime']}, commit {env['commit']}; BLAS threads {result['blas_threads']}; median of up to {result['repeat']} interleaved "
            "rounds. Cold compile: compile() + first call, empty cache, new process; warm load: the same from the "
            "disk cache in another new process (imports not counted). Ratio < 1: onnxjit is faster.",
            "", "| model | threads | onnxjit ms | ort ms | ratio | cold compile s | warm load s | max abs err | max rel err | check |",
@@ -125,15 +128,18 @@ def main():
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(available()), help="comma-separated names in bench/models")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="BLAS threads for onnxjit (default: the thread count; onnxruntime has its own GEMM)")
     ap.add_argument("--repeat", type=int, default=50, help="interleaved rounds per model and thread count")
     ap.add_argument("--budget", type=float, default=60.0, help="stop a timing loop after this many seconds (>= 5 rounds)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "repeat": a.repeat,
+              "blas_threads": a.blas_threads or "same as threads",
               "env": environment(), "models": []}
     for name in a.models.split(","):
-        result["models"].append(bench_model(name, threads, a.repeat, a.budget))
+        result["models"].append(bench_model(name, threads, a.blas_threads, a.repeat, a.budget))
     ratios = {t: [x["ratio"] for r in result["models"] for x in r.get("timings", [])
                   if x["threads"] == t and "ratio" in x] for t in threads}
     result["geomean"] = {str(t): geomean(v) for t, v in ratios.items()}

@@ -1,7 +1,7 @@
 """One benchmark step in its own process, so that each one starts cold and each
 thread count gets BLAS and Numba pools sized before they load.
 
-    python -m bench.worker cold|warm|time MODEL CACHE_DIR [THREADS REPEAT BUDGET_S]
+    python -m bench.worker cold|warm|time MODEL CACHE_DIR [THREADS BLAS_THREADS REPEAT BUDGET_S]
 
 Prints one JSON object on its last stdout line; the parent (bench/__main__.py)
 sets the thread environment variables before starting it."""
@@ -69,13 +69,13 @@ def warm(name, cache_dir):
     return load(name, cache_dir)[3]
 
 
-def timed(name, cache_dir, threads, repeat, budget):
+def timed(name, cache_dir, threads, blas_threads, repeat, budget):
     """Interleaved: one call of each per round, the first of the pair alternating."""
     import numba
     numba.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits
-        threadpool_limits(threads)
+        threadpool_limits(blas_threads)
     except ImportError:
         pass                                  # OPENBLAS_NUM_THREADS from the parent still holds
     fn, x, _, t = load(name, cache_dir)
@@ -92,14 +92,15 @@ def timed(name, cache_dir, threads, repeat, budget):
         if time.perf_counter() - start > budget and r >= 4:
             break
     ours, theirs = (float(np.median(ts)) * 1e3 for ts in times)
-    return {"threads": threads, "numba_threads": numba.get_num_threads(), "rounds": len(times[0]),
+    return {"threads": threads, "numba_threads": numba.get_num_threads(), "blas_threads": blas_threads,
+            "rounds": len(times[0]),
             "onnxjit_ms": ours, "ort_ms": theirs, "ratio": ours / theirs, "built": t["built"]}
 
 
 def main(argv):
     mode, name, cache_dir, *rest = argv
     if mode == "time":
-        result = timed(name, cache_dir, int(rest[0]), int(rest[1]), float(rest[2]))
+        result = timed(name, cache_dir, int(rest[0]), int(rest[1]), int(rest[2]), float(rest[3]))
     else:
         result = {"cold": cold, "warm": warm}[mode](name, cache_dir)
     print(json.dumps(result))
