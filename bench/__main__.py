@@ -8,7 +8,7 @@ outputs checked against onnxruntime), a warm load from that cache in another
 new process, then for each thread count a process of its own (BLAS and Numba
 pools are sized when they load) that times the two interleaved, one call of
 each per round. A model onnxjit cannot compile is reported, not fatal.
-Writes <out>/<date>-<host>.json and .md."""
+Writes <out>/<date>-<host>[-<tag>].json and .md."""
 import argparse
 import datetime
 import json
@@ -133,6 +133,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=50, help="interleaved rounds per model and thread count")
     ap.add_argument("--budget", type=float, default=60.0, help="stop a timing loop after this many seconds (>= 5 rounds)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--tag", default="", help="suffix of the result file names (a variant run on the same day)")
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "repeat": a.repeat,
@@ -145,7 +146,7 @@ def main():
     result["geomean"] = {str(t): geomean(v) for t, v in ratios.items()}
     result["geomean_n"] = {str(t): len(v) for t, v in ratios.items()}
     os.makedirs(a.out, exist_ok=True)
-    base = os.path.join(a.out, f"{result['date'][:10]}-{result['env']['host']}")
+    base = os.path.join(a.out, f"{result['date'][:10]}-{result['env']['host']}" + (f"-{a.tag}" if a.tag else ""))
     with open(base + ".json", "w") as f:
         json.dump(result, f, indent=1)
     text = markdown(result)
