@@ -21,6 +21,16 @@ import numpy as np
 CCS = ((8, 0), (9, 0))
 
 
+class _HostArray(np.ndarray):
+    """A numpy array standing in for a device array."""
+
+    def copy_to_device(self, other):
+        self[...] = other
+
+    def copy_to_host(self):
+        return np.asarray(self)
+
+
 def _patch_cuda(launches: list):
     """Device arrays become numpy arrays; launches are recorded, not run."""
     import numba
@@ -32,8 +42,8 @@ def _patch_cuda(launches: list):
 
     if not cuda.is_available():
         dispatcher.get_current_device = lambda: _Device()
-    cuda.device_array = lambda shape, dtype=np.float64, **kw: np.zeros(shape, dtype)
-    cuda.to_device = lambda a, **kw: np.array(a)
+    cuda.device_array = lambda shape, dtype=np.float64, **kw: np.zeros(shape, dtype).view(_HostArray)
+    cuda.to_device = lambda a, **kw: np.array(a).view(_HostArray)
 
     class _Launch:
         def __init__(self, kernel):
