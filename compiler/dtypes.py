@@ -1,4 +1,5 @@
 """ONNX element types and the numpy dtypes our kernels compute in."""
+import ml_dtypes
 import numpy as np
 from onnx import TensorProto
 
@@ -9,7 +10,12 @@ ONNX_TO_NUMPY = {
     TensorProto.UINT8: np.uint8, TensorProto.UINT16: np.uint16,
     TensorProto.UINT32: np.uint32, TensorProto.UINT64: np.uint64,
     TensorProto.BOOL: np.bool_,
+    TensorProto.FLOAT16: np.float16, TensorProto.BFLOAT16: ml_dtypes.bfloat16,
 }
+
+# 16-bit floats: the types onnx.numpy_helper gives (numpy / ml_dtypes), but
+# without CPU arithmetic in Numba, so targets hold them as uint16 bits.
+HALF = {np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)}
 
 
 class UnsupportedDType(Exception):
@@ -31,8 +37,12 @@ def from_numpy(dtype) -> int:
     raise UnsupportedDType(f"dtype {np.dtype(dtype)} has no ONNX element type here")
 
 
+def is_half(dtype) -> bool:
+    return np.dtype(dtype) in HALF
+
+
 def is_float(dtype) -> bool:
-    return np.dtype(dtype).kind == "f"
+    return np.dtype(dtype).kind == "f" or is_half(dtype)
 
 
 def is_int(dtype) -> bool:

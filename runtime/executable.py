@@ -68,8 +68,11 @@ class CompiledModel:
         return checked
 
     def _call(self, feeds: dict):
-        fn, args = self.specialisation(feeds)
-        return fn(*[feeds[n] for n in args[0]], *args[1])
+        fn, (names, consts, views) = self.specialisation(feeds)
+        outs = fn(*[as_bits(feeds[n]) for n in names], *consts)
+        if any(views):
+            outs = tuple(o if v is None else o.view(dtype(v)) for o, v in zip(outs, views))
+        return outs
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:
@@ -115,15 +118,33 @@ class CompiledModel:
         if os.environ.get("ONNXJIT_DEBUG"):
             with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
                 print(f.read())
-        return graph, (manifest["args"], consts)
+        return graph, (manifest["args"], consts, manifest.get("views") or [])
 
     def warm(self, feeds: dict):
         """Compile (or load) and run once, so the next call is steady-state."""
         return self._call(feeds)
 
 
+# Types without Numba CPU arithmetic cross the boundary as their bit patterns.
+BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16)}
+
+
+def as_bits(a: np.ndarray) -> np.ndarray:
+    bits = BITS.get(a.dtype.name)
+    return a if bits is None else a.view(bits)
+
+
+def dtype(name: str) -> np.dtype:
+    """A dtype by name; bfloat16 and friends come from ml_dtypes."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+        return np.dtype(getattr(ml_dtypes, name))
+
+
 def _check(spec, a, dims) -> np.ndarray:
-    name, want = spec["name"], np.dtype(spec["dtype"])
+    name, want = spec["name"], dtype(spec["dtype"])
     if not isinstance(a, np.ndarray):
         a = np.asarray(a)
         if a.dtype != want and a.dtype.kind == want.kind:

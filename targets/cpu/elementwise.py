@@ -2,12 +2,16 @@
 
 Same-shape groups run as one flat loop; broadcasting groups as a loop nest over
 the output with the broadcast dims of each input indexed at 0. Sizes come from
-the arrays at run time, so one kernel text serves every shape of its rank."""
+the arrays at run time, so one kernel text serves every shape of its rank.
+Half values (uint16 bits, see targets/cpu/half.py) are widened to float32 on
+load; each half result is rounded to its type, as a half tensor would hold it."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import scalar, source
+from compiler.dtypes import is_half
+
+from . import half, scalar, source
 from .emitter import NJIT, NJIT_PARALLEL, Emitter
 
 PARALLEL_MIN_SIZE = 1 << 18     # below this a prange's fork costs more than it saves
@@ -26,7 +30,7 @@ def kernel_text(group, flat: bool, parallel: bool) -> str:
         lines += [f"    b{i} = a{i}.reshape(a{i}.size)" for i in range(len(ext))]
         lines.append(f"    for i in {rng}(o.size):")
         pad = "        "
-        loads = [f"x{i} = b{i}[{'i' if v.size == out.size else '0'}]" for i, v in enumerate(ext)]
+        loads = [f"x{i} = {_load(v, f'b{i}', 'i' if v.size == out.size else '0')}" for i, v in enumerate(ext)]
         store = "o[i]"
     else:
         pad = "    "
@@ -37,17 +41,29 @@ def kernel_text(group, flat: bool, parallel: bool) -> str:
         for i, v in enumerate(ext):
             shape = (1,) * (rank - len(v.shape)) + tuple(v.shape)
             idx = ", ".join("0" if shape[d] == 1 and out.shape[d] != 1 else f"i{d}" for d in range(rank))
-            loads.append(f"x{i} = a{i}[{idx}]")
+            loads.append(f"x{i} = {_load(v, f'a{i}', idx)}")
         store = f"out[{', '.join(f'i{d}' for d in range(rank))}]"
     lines += [pad + line for line in loads]
     for k, node in enumerate(group.attrs["body"]):
         args_ = [names[v] for v in node.inputs if v is not None]
-        dts = [v.dtype for v in node.inputs if v is not None]
+        dts = [np.dtype(np.float32) if is_half(v.dtype) else v.dtype for v in node.inputs if v is not None]
         expr = scalar.render(node, args_, dts)
-        names[node.outputs[0]] = f"t{k}"
-        lines.append(f"{pad}t{k} = {source.dtype_name(node.outputs[0].dtype)}({expr})")
-    lines.append(f"{pad}{store} = {names[out]}")
+        o = node.outputs[0]
+        names[o] = f"t{k}"
+        if not is_half(o.dtype):
+            expr = f"{source.dtype_name(o.dtype)}({expr})"
+        elif o is not out:
+            expr = f"L_half.round_trip({expr}, {half.bf(o.dtype)})"
+        lines.append(f"{pad}t{k} = {expr}")     # the output is narrowed once, by the store
+    value = f"L_half.narrow({names[out]}, {half.bf(out.dtype)})" if is_half(out.dtype) else names[out]
+    lines.append(f"{pad}{store} = {value}")
     return "\n".join(lines)
+
+
+def _load(v, array, idx) -> str:
+    if is_half(v.dtype):
+        return f"L_half.widen({array}[{idx}], {half.bf(v.dtype)})"
+    return f"{array}[{idx}]"
 
 
 def lower_fused(group, em: Emitter):
@@ -55,8 +71,9 @@ def lower_fused(group, em: Emitter):
     flat = all(v.shape == out.shape or v.size == 1 for v in group.inputs)
     parallel = out.size >= PARALLEL_MIN_SIZE and (flat or out.shape[0] > 1)
     text = kernel_text(group, flat, parallel)
-    if "L_scalar." in text:
-        em.lib("scalar")
+    for lib in ("scalar", "half"):
+        if f"L_{lib}." in text:
+            em.lib(lib)
     k = em.kernel(text)
     rank = len(out.shape)
     args = []

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from compiler.dtypes import is_half
+
 from . import source
 
 KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
@@ -23,6 +25,7 @@ class Emitter:
         self.names: dict = {}                  # Value -> variable name
         self.libs: set[str] = set()
         self.aliases: set = set()              # values that may share memory with an input/const
+        self.widened: dict = {}                # half value -> its float32 copy (targets/cpu/half.py)
         self._tmp = 0
 
     # values -------------------------------------------------------------
@@ -44,6 +47,8 @@ class Emitter:
     def const(self, array) -> str:
         """A constant travels as an argument of the graph function, never as text."""
         array = np.require(array, requirements="C")
+        if is_half(array.dtype):
+            array = array.view(np.uint16)
         key = id(array)
         if key not in self.const_names:
             self.const_names[key] = f"c{len(self.consts)}"
