@@ -11,11 +11,15 @@ ONNX_TO_NUMPY = {
     TensorProto.UINT32: np.uint32, TensorProto.UINT64: np.uint64,
     TensorProto.BOOL: np.bool_,
     TensorProto.FLOAT16: np.float16, TensorProto.BFLOAT16: ml_dtypes.bfloat16,
+    TensorProto.FLOAT8E4M3FN: ml_dtypes.float8_e4m3fn, TensorProto.FLOAT8E4M3FNUZ: ml_dtypes.float8_e4m3fnuz,
+    TensorProto.FLOAT8E5M2: ml_dtypes.float8_e5m2, TensorProto.FLOAT8E5M2FNUZ: ml_dtypes.float8_e5m2fnuz,
 }
 
-# 16-bit floats: the types onnx.numpy_helper gives (numpy / ml_dtypes), but
-# without CPU arithmetic in Numba, so targets hold them as uint16 bits.
-HALF = {np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)}
+# Small floats: the types onnx.numpy_helper gives (numpy / ml_dtypes), but
+# without CPU arithmetic in Numba, so targets hold them as their bit patterns.
+SMALL_FLOATS = {np.dtype(t): np.dtype(np.uint16) for t in (np.float16, ml_dtypes.bfloat16)}
+SMALL_FLOATS.update({np.dtype(t): np.dtype(np.uint8) for t in (
+    ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz)})
 
 
 class UnsupportedDType(Exception):
@@ -37,12 +41,12 @@ def from_numpy(dtype) -> int:
     raise UnsupportedDType(f"dtype {np.dtype(dtype)} has no ONNX element type here")
 
 
-def is_half(dtype) -> bool:
-    return np.dtype(dtype) in HALF
+def is_small_float(dtype) -> bool:
+    return np.dtype(dtype) in SMALL_FLOATS
 
 
 def is_float(dtype) -> bool:
-    return np.dtype(dtype).kind == "f" or is_half(dtype)
+    return np.dtype(dtype).kind == "f" or is_small_float(dtype)
 
 
 def is_int(dtype) -> bool:

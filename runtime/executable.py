@@ -126,7 +126,8 @@ class CompiledModel:
 
 
 # Types without Numba CPU arithmetic cross the boundary as their bit patterns.
-BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16)}
+BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),
+        "float8_e4m3fnuz": np.dtype(np.uint8), "float8_e5m2": np.dtype(np.uint8), "float8_e5m2fnuz": np.dtype(np.uint8)}
 
 
 def as_bits(a: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from targets.cpu.kernels import half
 from tests.helpers import model, reference
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
-HALVES = [(np.dtype(np.float16), False, TensorProto.FLOAT16), (BF16, True, TensorProto.BFLOAT16)]
+HALVES = [(np.dtype(np.float16), 0, TensorProto.FLOAT16), (BF16, 1, TensorProto.BFLOAT16)]   # dtype, kernel code, ONNX type
 ALL_BITS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
 
@@ -37,7 +37,7 @@ def test_narrow_float32_rounds_like_numpy(dt, bf, _):
     rand = np.random.default_rng(0).integers(0, 1 << 32, 1 << 20, dtype=np.uint64).astype(np.uint32)
     x = np.concatenate([near, rand]).view(np.float32)
     got = np.empty(x.size, np.uint16)
-    half.narrow_array(x, got, bf)
+    half.narrow_array(x, got, bf, True)
     with np.errstate(all="ignore"):
         want = bits_of(x.astype(dt))
     np.testing.assert_array_equal(got, want)
@@ -51,7 +51,7 @@ def test_narrow_float64_has_no_double_rounding(dt, bf, _):
         grid = ALL_BITS.view(dt).astype(np.float64)
         x = (grid[:, None] * (1 + ulp * np.array([0.5, 0.5 + 2 ** -30, 0.5 - 2 ** -30, 0.25]))).ravel()
     got = np.empty(x.size, np.uint16)
-    half.narrow_array(x, got, bf)
+    half.narrow_array(x, got, bf, True)
     with np.errstate(all="ignore"):
         want = bits_of(x.astype(dt))
     np.testing.assert_array_equal(got, want)
@@ -166,3 +166,42 @@ def test_fused_chain_rounds_each_op_like_numpy(tmp_path, dt, bf, elem):
     want = (x * y + z) - np.maximum(x, z)
     assert got.dtype == dt
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+FLOAT8 = [(np.dtype(t), code, elem) for code, (t, elem) in enumerate([
+    (ml_dtypes.float8_e4m3fn, TensorProto.FLOAT8E4M3FN), (ml_dtypes.float8_e4m3fnuz, TensorProto.FLOAT8E4M3FNUZ),
+    (ml_dtypes.float8_e5m2, TensorProto.FLOAT8E5M2), (ml_dtypes.float8_e5m2fnuz, TensorProto.FLOAT8E5M2FNUZ)], 2)]
+
+
+@pytest.mark.parametrize("dt,code,_", FLOAT8)
+def test_float8_converters_match_ml_dtypes(dt, code, _):
+    """All 256 codes widen exactly; narrowing without saturation is ml_dtypes' astype."""
+    codes = np.arange(256, dtype=np.uint16).astype(np.uint8)
+    got = np.empty(256, np.float32)
+    half.widen_array(codes, got, code)
+    want = codes.view(dt).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    grid = want[np.isfinite(want)].astype(np.float64)
+    rng = np.random.default_rng(code)
+    x = np.concatenate([grid[:, None] * (1 + np.array([0, 2 ** -4, 2 ** -3, 2 ** -3 + 2 ** -20, -2 ** -5])),
+                        rng.standard_normal((4096, 1)) * 10.0 ** rng.integers(-8, 6, (4096, 1))], axis=None)
+    x = np.concatenate([x, [np.nan, -np.nan, np.inf, -np.inf, 1e9, -1e9, -0.0, -1e-30]]).astype(np.float32)
+    bits = np.empty(x.size, np.uint8)
+    half.narrow_array(x, bits, code, False)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(bits, x.astype(dt).view(np.uint8))
+
+
+@pytest.mark.parametrize("dt,code,elem", FLOAT8)
+@pytest.mark.parametrize("sat", [1, 0])
+def test_cast_to_float8_saturates_as_onnx_reference(tmp_path, dt, code, elem, sat):
+    x = np.array([0.4789, -3.3, 1e6, 1e-7, np.nan, np.inf, -np.inf, -1e-7, 250.0, -470.0, 0.0], np.float32)
+    m = model([helper.make_node("Cast", ["x"], ["y"], to=elem, saturate=sat),
+               helper.make_node("Cast", ["y"], ["z"], to=TensorProto.FLOAT)],
+              [("x", TensorProto.FLOAT, [x.size])], [("y", elem, [x.size]), ("z", TensorProto.FLOAT, [x.size])], opset=21)
+    y, z = compile(m, cache_dir=str(tmp_path))(x)
+    want_y, want_z = reference(m, {"x": x})
+    assert y.dtype == dt
+    np.testing.assert_array_equal(y.view(np.uint8), want_y.view(np.uint8))
+    np.testing.assert_array_equal(z, want_z)

@@ -3,13 +3,14 @@
 Same-shape groups run as one flat loop; broadcasting groups as a loop nest over
 the output with the broadcast dims of each input indexed at 0. Sizes come from
 the arrays at run time, so one kernel text serves every shape of its rank.
-Half values (uint16 bits, see targets/cpu/half.py) are widened to float32 on
-load; each half result is rounded to its type, as a half tensor would hold it."""
+Small floats (float16, bfloat16, float8: bits, see targets/cpu/half.py) are
+widened to float32 on load; each such result is rounded to its type, as a
+tensor of that type would hold it."""
 from __future__ import annotations
 
 import numpy as np
 
-from compiler.dtypes import is_half
+from compiler.dtypes import is_small_float
 
 from . import half, scalar, source
 from .emitter import NJIT, NJIT_PARALLEL, Emitter
@@ -46,23 +47,25 @@ def kernel_text(group, flat: bool, parallel: bool) -> str:
     lines += [pad + line for line in loads]
     for k, node in enumerate(group.attrs["body"]):
         args_ = [names[v] for v in node.inputs if v is not None]
-        dts = [np.dtype(np.float32) if is_half(v.dtype) else v.dtype for v in node.inputs if v is not None]
+        dts = [np.dtype(np.float32) if is_small_float(v.dtype) else v.dtype for v in node.inputs if v is not None]
         expr = scalar.render(node, args_, dts)
         o = node.outputs[0]
         names[o] = f"t{k}"
-        if not is_half(o.dtype):
+        if not is_small_float(o.dtype):
             expr = f"{source.dtype_name(o.dtype)}({expr})"
         elif o is not out:
-            expr = f"L_half.round_trip({expr}, {half.bf(o.dtype)})"
+            expr = f"L_half.round_trip({expr}, {half.code(o.dtype)}, {half.saturate(node)})"
         lines.append(f"{pad}t{k} = {expr}")     # the output is narrowed once, by the store
-    value = f"L_half.narrow({names[out]}, {half.bf(out.dtype)})" if is_half(out.dtype) else names[out]
+    value = names[out]
+    if is_small_float(out.dtype):
+        value = f"L_half.narrow({value}, {half.code(out.dtype)}, {half.saturate(group.attrs['body'][-1])})"
     lines.append(f"{pad}{store} = {value}")
     return "\n".join(lines)
 
 
 def _load(v, array, idx) -> str:
-    if is_half(v.dtype):
-        return f"L_half.widen({array}[{idx}], {half.bf(v.dtype)})"
+    if is_small_float(v.dtype):
+        return f"L_half.widen({array}[{idx}], {half.code(v.dtype)})"
     return f"{array}[{idx}]"
 
 

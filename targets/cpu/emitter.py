@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from compiler.dtypes import is_half
+from compiler.dtypes import SMALL_FLOATS
 
 from . import source
 
@@ -25,7 +25,7 @@ class Emitter:
         self.names: dict = {}                  # Value -> variable name
         self.libs: set[str] = set()
         self.aliases: set = set()              # values that may share memory with an input/const
-        self.widened: dict = {}                # half value -> its float32 copy (targets/cpu/half.py)
+        self.widened: dict = {}                # small-float value -> its float32 copy (targets/cpu/half.py)
         self._tmp = 0
 
     # values -------------------------------------------------------------
@@ -47,8 +47,8 @@ class Emitter:
     def const(self, array) -> str:
         """A constant travels as an argument of the graph function, never as text."""
         array = np.require(array, requirements="C")
-        if is_half(array.dtype):
-            array = array.view(np.uint16)
+        if array.dtype in SMALL_FLOATS:
+            array = array.view(SMALL_FLOATS[array.dtype])
         key = id(array)
         if key not in self.const_names:
             self.const_names[key] = f"c{len(self.consts)}"

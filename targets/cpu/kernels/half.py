@@ -1,9 +1,13 @@
-"""16-bit floats on a CPU without half arithmetic: float16 and bfloat16 values
-live as their uint16 bit patterns; these helpers widen them to float32 for
-compute and narrow float32 back with round-to-nearest-even (ONNX's rounding).
+"""Floats a CPU has no arithmetic for: float16, bfloat16 and the float8 types
+live as their bit patterns (uint16 / uint8); these helpers widen them to
+float32 for compute and narrow float32 back with round-to-nearest-even
+(ONNX's rounding). A type is named by a code: 0 float16, 1 bfloat16,
+2..5 float8 e4m3fn, e4m3fnuz, e5m2, e5m2fnuz.
 
-NaN payloads follow numpy (float16) and ml_dtypes (bfloat16), so results are
-bit-identical to `astype` in both libraries."""
+NaN payloads follow numpy (float16) and ml_dtypes (the others), so results
+are bit-identical to `astype` in those libraries."""
+import math
+
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
@@ -50,6 +54,7 @@ def f16_to_f32(h):
 
 @njit(inline="always")
 def f32_to_f16(x):
+    """float32 -> float16 bits, round to nearest even (F. Giesen's float_to_half_fast3_rtne)."""
     f = f32_bits(x)
     sign = (f >> 16) & 0x8000
     f &= 0x7FFFFFFF
@@ -82,12 +87,6 @@ def f32_to_bf16(x):
 
 
 @njit(inline="always")
-def widen(h, bf):
-    """Bits of a float16 (bf=False) or bfloat16 (bf=True) -> float32."""
-    return bf16_to_f32(h) if bf else f16_to_f32(h)
-
-
-@njit(inline="always")
 def f32_round_odd(x):
     """float64 -> float32 rounded to odd: a later rounding to float16 is then
     exact RNE (no double rounding), as numpy's direct float64 -> float16 is."""
@@ -100,32 +99,105 @@ def f32_round_odd(x):
     return r
 
 
-@njit(inline="always")
-def narrow(x, bf):
-    """float32/float64 -> bits of a float16 or bfloat16, rounding to nearest
-    even (bfloat16 from float64 rounds via float32, as ml_dtypes does)."""
-    return f32_to_bf16(np.float32(x)) if bf else f32_to_f16(f32_round_odd(x))
+# float8 formats (codes 2..5): mantissa bits, exponent bias, largest finite
+# value, and how NaN/Inf/-0 are encoded: 0 "FN" (no Inf, NaN = S.1111.111),
+# 1 "FNUZ" (no Inf, no -0, NaN = 0x80), 2 IEEE (E5M2: Inf and NaN as IEEE).
+F8 = ((3.0, 7.0, 448.0, 0.0), (3.0, 8.0, 240.0, 1.0), (2.0, 15.0, 57344.0, 2.0), (2.0, 16.0, 57344.0, 1.0))
 
 
 @njit(inline="always")
-def round_trip(x, bf):
-    """x rounded to the half type and back: what a half intermediate holds."""
-    return widen(narrow(x, bf), bf)
+def f8_to_f32(c, code):
+    mbits, bias, _, kind = F8[code - 2]
+    mb, b, k = int(mbits), int(bias), int(kind)
+    c = np.int64(c)
+    sign = c & 0x80
+    e = (c & 0x7F) >> mb
+    m = c & ((1 << mb) - 1)
+    if (k == 0 and (c & 0x7F) == 0x7F) or (k == 1 and c == 0x80) or (k == 2 and e == (0x7F >> mb) and m):
+        v = np.float32(np.nan)
+    elif k == 2 and e == (0x7F >> mb):
+        v = np.float32(np.inf)
+    elif e == 0:
+        v = np.float32(math.ldexp(float(m), 1 - b - mb))
+    else:
+        v = np.float32(math.ldexp(float(m + (1 << mb)), e - b - mb))
+    return -v if sign else v
+
+
+@njit(inline="always")
+def f32_to_f8(x, code, sat):
+    """Round to nearest even; out of range (Inf too) saturates to the largest
+    finite value, or, with sat=False, becomes Inf (E5M2) or NaN (as ONNX Cast)."""
+    mbits, bias, top, kind = F8[code - 2]
+    mb, b, k = int(mbits), int(bias), int(kind)
+    x = np.float64(x)
+    nan = 0x80 if k == 1 else 0x7F if k == 0 else 0x7E
+    if x != x:
+        return np.uint8(nan if k == 1 else nan | (0x80 if math.copysign(1.0, x) < 0 else 0))
+    sign = 0x80 if math.copysign(1.0, x) < 0 else 0
+    a = abs(x)
+    r = a
+    if a < np.inf:
+        e = max(math.frexp(a)[1] - 1, 1 - b)          # the binade, subnormals share the lowest one
+        q = math.ldexp(1.0, e - mb)
+        r = np.rint(a / q) * q
+    if r > top:
+        if sat:
+            r = top
+        elif k == 2:
+            return np.uint8(sign | 0x7C)
+        else:
+            return np.uint8(nan if k == 1 else nan | sign)
+    if r == 0:
+        return np.uint8(0 if k == 1 else sign)
+    e = math.frexp(r)[1] - 1
+    if e < 1 - b:
+        return np.uint8(sign | int(r / math.ldexp(1.0, 1 - b - mb)))
+    mant = int(r / math.ldexp(1.0, e - mb)) - (1 << mb)
+    return np.uint8(sign | ((e + b) << mb) | mant)
+
+
+@njit(inline="always")
+def widen(h, code):
+    """Bits of a float16 (code 0), bfloat16 (1) or float8 (2..5) -> float32."""
+    if code == 0:
+        return f16_to_f32(h)
+    if code == 1:
+        return bf16_to_f32(h)
+    return f8_to_f32(h, code)
+
+
+@njit(inline="always")
+def narrow(x, code, sat):
+    """float32/float64 -> bits of the type, rounding to nearest even (bfloat16
+    from float64 rounds via float32, as ml_dtypes does); `sat` is Cast's
+    saturate, which only the float8 types read."""
+    if code == 0:
+        return np.uint16(f32_to_f16(f32_round_odd(x)))
+    if code == 1:
+        return np.uint16(f32_to_bf16(np.float32(x)))
+    return np.uint16(f32_to_f8(x, code, sat))
+
+
+@njit(inline="always")
+def round_trip(x, code, sat):
+    """x rounded to the type and back: what an intermediate of that type holds."""
+    return widen(narrow(x, code, sat), code)
 
 
 @njit(cache=True)
-def widen_array(src, dst, bf):
-    """dst (float32, same size) = the halves whose bits are in src (uint16)."""
+def widen_array(src, dst, code):
+    """dst (float32, same size) = the values whose bits are in src."""
     s = src.reshape(src.size)
     d = dst.reshape(dst.size)
     for i in range(s.size):
-        d[i] = widen(s[i], bf)
+        d[i] = widen(s[i], code)
 
 
 @njit(cache=True)
-def narrow_array(src, dst, bf):
-    """dst (uint16 bits) = src (float32 or float64) rounded to the half type."""
+def narrow_array(src, dst, code, sat):
+    """dst (bits) = src (float32 or float64) rounded to the type."""
     s = src.reshape(src.size)
     d = dst.reshape(dst.size)
     for i in range(s.size):
-        d[i] = narrow(s[i], bf)
+        d[i] = narrow(s[i], code, sat)
