@@ -48,8 +48,9 @@ def compare(name, got, want):
             raise AssertionError(f"output {name}: dtype {got.dtype}, expected {want.dtype}")
         if got.shape != want.shape:
             raise AssertionError(f"output {name}: shape {got.shape}, expected {want.shape}")
-        if want.dtype.name == "bfloat16":   # as onnx's backend runner: two bfloat16 ulps
-            np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=max(RTOL, 2 ** -6),
+        if want.dtype.kind == "V":   # ml_dtypes floats, as float32; bfloat16 to two ulps as onnx's runner
+            rtol = max(RTOL, 2 ** -6) if want.dtype.name == "bfloat16" else RTOL
+            np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=rtol,
                                        atol=ATOL, equal_nan=True, err_msg=name)
         elif want.dtype.kind in "fc":
             np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True, err_msg=name)
