@@ -1,4 +1,5 @@
 """ONNX element types and the numpy dtypes our kernels compute in."""
+import ml_dtypes
 import numpy as np
 from onnx import TensorProto
 
@@ -9,7 +10,16 @@ ONNX_TO_NUMPY = {
     TensorProto.UINT8: np.uint8, TensorProto.UINT16: np.uint16,
     TensorProto.UINT32: np.uint32, TensorProto.UINT64: np.uint64,
     TensorProto.BOOL: np.bool_,
+    TensorProto.FLOAT16: np.float16, TensorProto.BFLOAT16: ml_dtypes.bfloat16,
+    TensorProto.FLOAT8E4M3FN: ml_dtypes.float8_e4m3fn, TensorProto.FLOAT8E4M3FNUZ: ml_dtypes.float8_e4m3fnuz,
+    TensorProto.FLOAT8E5M2: ml_dtypes.float8_e5m2, TensorProto.FLOAT8E5M2FNUZ: ml_dtypes.float8_e5m2fnuz,
 }
+
+# Small floats: the types onnx.numpy_helper gives (numpy / ml_dtypes), but
+# without CPU arithmetic in Numba, so targets hold them as their bit patterns.
+SMALL_FLOATS = {np.dtype(t): np.dtype(np.uint16) for t in (np.float16, ml_dtypes.bfloat16)}
+SMALL_FLOATS.update({np.dtype(t): np.dtype(np.uint8) for t in (
+    ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz)})
 
 
 class UnsupportedDType(Exception):
@@ -31,8 +41,12 @@ def from_numpy(dtype) -> int:
     raise UnsupportedDType(f"dtype {np.dtype(dtype)} has no ONNX element type here")
 
 
+def is_small_float(dtype) -> bool:
+    return np.dtype(dtype) in SMALL_FLOATS
+
+
 def is_float(dtype) -> bool:
-    return np.dtype(dtype).kind == "f"
+    return np.dtype(dtype).kind == "f" or is_small_float(dtype)
 
 
 def is_int(dtype) -> bool:

@@ -76,7 +76,8 @@ class Cache:
         _atomic_write(consts_path, buf)
         manifest = {"module": module, "files": files, "consts": os.path.basename(consts_path),
                     "consts_sha256": sha256(buf), "args": program["args"],
-                    "n_consts": len(program["consts"]), "device": program.get("device", "host")}
+                    "n_consts": len(program["consts"]), "device": program.get("device", "host"),
+                    "views": program.get("views", [])}
         _atomic_write(self.entry_path(key, spec), json.dumps(manifest, indent=1).encode())
         return manifest
 

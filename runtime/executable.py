@@ -76,8 +76,11 @@ class CompiledModel:
         return checked
 
     def _call(self, feeds: dict):
-        fn, (names, consts, device) = self.specialisation(feeds)
-        outs = device.finish(fn(*[device.place_input(feeds[n]) for n in names], *consts), self.device_outputs)
+        fn, (names, consts, device, views) = self.specialisation(feeds)
+        outs = fn(*[device.place_input(as_bits(feeds[n])) for n in names], *consts)
+        outs = device.finish(outs, self.device_outputs)
+        if any(views):
+            outs = tuple(o if v is None else o.view(dtype(v)) for o, v in zip(outs, views))
         if not self.string_outputs:
             return outs
         return tuple(self.string_outputs[n][o] if n in self.string_outputs else o
@@ -128,16 +131,35 @@ class CompiledModel:
         if os.environ.get("ONNXJIT_DEBUG"):
             with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
                 print(f.read())
-        return graph, (manifest["args"], device.place_consts(consts), device)
+        return graph, (manifest["args"], device.place_consts(consts), device, manifest.get("views") or [])
 
     def warm(self, feeds: dict):
         """Compile (or load) and run once, so the next call is steady-state."""
         return self._call(feeds)
 
 
+# Types without Numba CPU arithmetic cross the boundary as their bit patterns.
+BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),
+        "float8_e4m3fnuz": np.dtype(np.uint8), "float8_e5m2": np.dtype(np.uint8), "float8_e5m2fnuz": np.dtype(np.uint8)}
+
+
+def as_bits(a: np.ndarray) -> np.ndarray:
+    bits = BITS.get(a.dtype.name)
+    return a if bits is None else a.view(bits)
+
+
+def dtype(name: str) -> np.dtype:
+    """A dtype by name; bfloat16 and friends come from ml_dtypes."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+        return np.dtype(getattr(ml_dtypes, name))
+
+
 def _check(spec, a, dims):
     """The input as the graph takes it (a C-contiguous numpy or CUDA array), or an InputError."""
-    name, want = spec["name"], np.dtype(spec["dtype"])
+    name, want = spec["name"], dtype(spec["dtype"])
     if devices.is_cuda_array(a):
         a = devices.as_device_array(a)
         if not a.is_c_contiguous():

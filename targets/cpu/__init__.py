@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from compiler.passes.fuse import fuse_elementwise
 
-from . import lower, lower_index, lower_ml, lower_nn, lower_quant, lower_rnn, scalar  # noqa: F401 (lowerings register on import)
+from compiler.dtypes import is_small_float
+
+from . import half, lower, lower_index, lower_ml, lower_nn, lower_quant, lower_rnn, scalar  # noqa: F401 (lowerings register on import)
 from .emitter import Emitter
 
 NAME = "cpu"
@@ -29,7 +31,7 @@ def build_program(graph, options: dict, lowerings: dict, em, supports, target: s
         if fn is None:
             raise LoweringError(f"node {node.name!r} ({node.op}): no {target} lowering")
         try:
-            fn(node, em)
+            half.lower(node, em, fn)
         except NotImplementedError as e:
             raise LoweringError(f"node {node.name!r} ({node.op}): {e}") from None
     outs, seen = [], set()
@@ -40,4 +42,5 @@ def build_program(graph, options: dict, lowerings: dict, em, supports, target: s
         seen.add(v)
         outs.append(name)
     text, libs = em.module(len(graph.inputs), outs)
-    return {"source": text, "libs": libs, "consts": em.consts, "fused_graph": graph}
+    views = [v.dtype.name if is_small_float(v.dtype) else None for v in graph.outputs]   # outputs held as bits
+    return {"source": text, "libs": libs, "consts": em.consts, "views": views, "fused_graph": graph}

@@ -2,12 +2,17 @@
 
 Same-shape groups run as one flat loop; broadcasting groups as a loop nest over
 the output with the broadcast dims of each input indexed at 0. Sizes come from
-the arrays at run time, so one kernel text serves every shape of its rank."""
+the arrays at run time, so one kernel text serves every shape of its rank.
+Small floats (float16, bfloat16, float8: bits, see targets/cpu/half.py) are
+widened to float32 on load; each such result is rounded to its type, as a
+tensor of that type would hold it."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import scalar, source
+from compiler.dtypes import is_small_float
+
+from . import half, scalar, source
 from .emitter import NJIT, NJIT_PARALLEL, Emitter
 
 PARALLEL_MIN_SIZE = 1 << 18     # below this a prange's fork costs more than it saves
@@ -21,23 +26,37 @@ def body_lines(group, flat: bool, render=scalar.render) -> list[str]:
     rank = len(out.shape)
     names = {v: f"x{i}" for i, v in enumerate(ext)}
     if flat:
-        lines = [f"x{i} = a{i}[{'i' if v.size == out.size else '0'}]" for i, v in enumerate(ext)]
+        lines = [f"x{i} = {_load(v, f'a{i}', 'i' if v.size == out.size else '0')}" for i, v in enumerate(ext)]
         store = "out[i]"
     else:
         lines = []
         for i, v in enumerate(ext):
             shape = (1,) * (rank - len(v.shape)) + tuple(v.shape)
             idx = ", ".join("0" if shape[d] == 1 and out.shape[d] != 1 else f"i{d}" for d in range(rank))
-            lines.append(f"x{i} = a{i}[{idx}]")
+            lines.append(f"x{i} = {_load(v, f'a{i}', idx)}")
         store = f"out[{', '.join(f'i{d}' for d in range(rank))}]"
     for k, node in enumerate(group.attrs["body"]):
         args_ = [names[v] for v in node.inputs if v is not None]
-        dts = [v.dtype for v in node.inputs if v is not None]
+        dts = [np.dtype(np.float32) if is_small_float(v.dtype) else v.dtype for v in node.inputs if v is not None]
         expr = render(node, args_, dts)
-        names[node.outputs[0]] = f"t{k}"
-        lines.append(f"t{k} = {source.dtype_name(node.outputs[0].dtype)}({expr})")
-    lines.append(f"{store} = {names[out]}")
+        o = node.outputs[0]
+        names[o] = f"t{k}"
+        if not is_small_float(o.dtype):
+            expr = f"{source.dtype_name(o.dtype)}({expr})"
+        elif o is not out:
+            expr = f"L_half.round_trip({expr}, {half.code(o.dtype)}, {half.saturate(node)})"
+        lines.append(f"t{k} = {expr}")     # a small-float output is narrowed once, by the store
+    value = names[out]
+    if is_small_float(out.dtype):
+        value = f"L_half.narrow({value}, {half.code(out.dtype)}, {half.saturate(group.attrs['body'][-1])})"
+    lines.append(f"{store} = {value}")
     return lines
+
+
+def _load(v, array, idx) -> str:
+    if is_small_float(v.dtype):
+        return f"L_half.widen({array}[{idx}], {half.code(v.dtype)})"
+    return f"{array}[{idx}]"
 
 
 def kernel_args(group) -> str:
@@ -79,8 +98,9 @@ def lower_fused(group, em: Emitter):
     flat = all(v.shape == out.shape or v.size == 1 for v in group.inputs)
     parallel = out.size >= PARALLEL_MIN_SIZE and (flat or out.shape[0] > 1)
     text = kernel_text(group, flat, parallel)
-    if "L_scalar." in text:
-        em.lib("scalar")
+    for lib in ("scalar", "half"):
+        if f"L_{lib}." in text:
+            em.lib(lib)
     k = em.kernel(text)
     res = em.alloc(out)
     em.emit(f"{k}({', '.join(kernel_call_args(group, flat, res, em))})")

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from compiler.dtypes import SMALL_FLOATS
+
 from . import source
 
 KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
@@ -30,6 +32,7 @@ class Emitter:
         self.names: dict = {}                  # Value -> variable name
         self.libs: set[str] = set()
         self.aliases: set = set()              # values that may share memory with an input/const
+        self.widened: dict = {}                # small-float value -> its float32 copy (targets/cpu/half.py)
         self._tmp = 0
 
     # values -------------------------------------------------------------
@@ -51,6 +54,8 @@ class Emitter:
     def const(self, array) -> str:
         """A constant travels as an argument of the graph function, never as text."""
         array = np.require(array, requirements="C")
+        if array.dtype in SMALL_FLOATS:
+            array = array.view(SMALL_FLOATS[array.dtype])
         key = id(array)
         if key not in self.const_names:
             self.const_names[key] = f"c{len(self.consts)}"
