@@ -1,5 +1,6 @@
 """Every CUDA kernel signature listed in a kernel library's SIGNATURES compiles to PTX for
-sm_80 and sm_90, and the PTX assembles with ptxas.
+sm_80 and sm_90, and the PTX assembles with ptxas. Kernels a library lists in NO_FMA (those
+that must round like the CPU) contain no fused multiply-add.
 
 Needs no GPU, only libNVVM: compilation runs in a subprocess without NUMBA_ENABLE_CUDASIM
 (compile_ptx does not exist in the simulator, which the rest of the suite may enable).
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-MODULES = ("linalg", "nn", "reduce")
+MODULES = ("linalg", "nn", "reduce", "indexing", "resize")
 ROOT = Path(__file__).resolve().parents[1]
 ARCHS = ((8, 0), (9, 0))
 
@@ -46,6 +47,8 @@ for name, sigs in lib.SIGNATURES.items():
         for cc in archs:
             target["cc"] = tuple(cc)
             ptx, _ = cuda.compile_ptx(getattr(lib, name).py_func, sig, cc=tuple(cc))
+            if name in getattr(lib, "NO_FMA", ()) and "fma." in ptx:
+                raise AssertionError(f"{name} {sig}: a product was fused into an FMA")
             path = "%s/%s_%d_sm%d%d.ptx" % (outdir, name, i, cc[0], cc[1])
             open(path, "w").write(ptx)
             files.append([path, "sm_%d%d" % tuple(cc), name, sig])
