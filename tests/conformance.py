@@ -33,8 +33,14 @@ def cases() -> dict:
         return {c.name: c for c in collect_testcases()}
 
 
+def list_path(target: str, kind: str = "pass") -> str:
+    """tests/conformance_pass_cpu.txt, ..._pass_cpu_symbolic.txt, ..._seconds_cuda.json"""
+    name = target.replace(":", "_")
+    return os.path.join(HERE, f"conformance_pass_{name}.txt" if kind == "pass" else f"conformance_seconds_{name}.json")
+
+
 def pass_list(target: str) -> list[str]:
-    with open(PASS_LIST.replace("cpu", target)) as f:
+    with open(list_path(target)) as f:
         return [line.strip() for line in f if line.strip()]
 
 
@@ -65,10 +71,33 @@ def compare(name, got, want):
         raise AssertionError(f"output {name}: non-tensor outputs are not supported")
 
 
+def symbolic(model):
+    """The model with every graph input dim made symbolic (dim_param), the
+    output dims unknown and value_info dropped, as onnx-mlir runs the cases."""
+    import onnx
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {t.name for t in m.graph.initializer}
+    for i, v in enumerate(m.graph.input):
+        if v.name in inits or not v.type.HasField("tensor_type"):
+            continue
+        for j, d in enumerate(v.type.tensor_type.shape.dim):
+            d.Clear()
+            d.dim_param = f"d{i}_{j}"
+    for v in m.graph.output:     # the checker wants a shape: keep the rank, forget the dims
+        if v.type.HasField("tensor_type"):
+            for d in v.type.tensor_type.shape.dim:
+                d.Clear()
+    del m.graph.value_info[:]
+    return m
+
+
 def run_case(case, target="cpu"):
-    """Compile and run one case; raises on any failure or mismatch."""
+    """Compile and run one case; raises on any failure or mismatch. A target
+    "cpu:symbolic" runs the symbolic-dims variant of the case on cpu."""
     from compiler import compile
-    fn = compile(case.model, target=target)
+    target, _, mode = target.partition(":")
+    fn = compile(symbolic(case.model) if mode == "symbolic" else case.model, target=target)
     names = [i.name for i in case.model.graph.input]
     outs = [o.name for o in case.model.graph.output]
     for inputs, expected in case.data_sets:
@@ -101,7 +130,7 @@ def _worker(names_file, out_file, target):
 def worker_env(target) -> dict:
     """CUDA cases run on Numba's simulator unless ONNXJIT_TEST_GPU=1 asks for the real GPU."""
     env = dict(os.environ)
-    if target == "cuda" and os.environ.get("ONNXJIT_TEST_GPU") != "1":
+    if target.startswith("cuda") and os.environ.get("ONNXJIT_TEST_GPU") != "1":
         env["NUMBA_ENABLE_CUDASIM"] = "1"
     return env
 
@@ -146,7 +175,7 @@ def main(argv=None):
     ap.add_argument("--write", action="store_true", help="rewrite the committed pass list")
     ap.add_argument("--update", action="store_true",
                     help="update the committed pass list with the cases run (with --only)")
-    ap.add_argument("--target", default="cpu")
+    ap.add_argument("--target", default="cpu", help='cpu, cuda, or "cpu:symbolic" (every input dim symbolic)')
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", default="", help="substring filter on case names")
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
@@ -168,7 +197,7 @@ def main(argv=None):
         write_lists(a.target, ok, {n: res[n]["s"] for n in ok})
     elif a.update:
         old = set(pass_list(a.target))
-        with open(os.path.join(HERE, f"conformance_seconds_{a.target}.json")) as f:
+        with open(list_path(a.target, "seconds")) as f:
             seconds = json.load(f)
         seconds.update({n: res[n]["s"] for n in ok})
         keep = sorted((old - set(names)) | set(ok))
@@ -178,9 +207,9 @@ def main(argv=None):
 
 def write_lists(target, ok, seconds):
     """The pass list, and each passing case's time (the CUDA simulator's CI subset uses it)."""
-    with open(PASS_LIST.replace("cpu", target), "w") as f:
+    with open(list_path(target), "w") as f:
         f.write("\n".join(ok) + "\n")
-    with open(os.path.join(HERE, f"conformance_seconds_{target}.json"), "w") as f:
+    with open(list_path(target, "seconds"), "w") as f:
         json.dump(seconds, f, indent=0, sort_keys=True)
 
 

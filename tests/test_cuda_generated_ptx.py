@@ -14,14 +14,11 @@ import sys
 
 import pytest
 
-from tests.conformance import HERE, cases
-
-PASS_LIST = os.path.join(HERE, "conformance_pass_cuda.txt")
+from tests.conformance import HERE, cases, pass_list
 
 
 def covering_cases() -> list[str]:
-    with open(PASS_LIST) as f:
-        passing = [n.strip() for n in f if n.strip()]
+    passing = pass_list("cuda")
     all_cases = cases()
     chosen, ops = [], set()
     for name in passing:
