@@ -71,6 +71,26 @@ def compare(name, got, want):
         raise AssertionError(f"output {name}: non-tensor outputs are not supported")
 
 
+def pass_list_tests(target: str, minimum: int, run=None):
+    """The two pytest tests over a committed pass list: its size, and each case
+    in `run` (default: all of it) still passing on `target`."""
+    import pytest
+    listed = pass_list(target)
+
+    def test_pass_list_size(all_cases):
+        known = [n for n in listed if n in all_cases]
+        print(f"\n{len(known)} of {len(all_cases)} node cases are in the {target} pass list")
+        assert len(known) >= minimum
+
+    @pytest.mark.parametrize("name", listed if run is None else run)
+    def test_node_case(name, all_cases):
+        if name not in all_cases:
+            pytest.skip("case not in this onnx version")
+        run_case(all_cases[name], target=target)
+
+    return test_pass_list_size, test_node_case
+
+
 def symbolic(model):
     """The model with every graph input dim made symbolic (dim_param), the
     output dims unknown and value_info dropped, as onnx-mlir runs the cases."""

@@ -9,28 +9,17 @@ ONNXJIT_FULL_CONFORMANCE=1. Regenerate the list and the times with
 import json
 import os
 
-import pytest
-
-from tests.conformance import HERE, pass_list, run_case
+from tests.conformance import list_path, pass_list, pass_list_tests
 
 SIM_BUDGET_S = 3.0
 
-PASSING = pass_list("cuda")
-with open(os.path.join(HERE, "conformance_seconds_cuda.json")) as f:
+with open(list_path("cuda", "seconds")) as f:
     SECONDS = json.load(f)
 FULL = os.environ.get("ONNXJIT_FULL_CONFORMANCE") == "1" or os.environ.get("ONNXJIT_TEST_GPU") == "1"
-RUN = [n for n in PASSING if FULL or SECONDS.get(n, 0.0) <= SIM_BUDGET_S]
+RUN = [n for n in pass_list("cuda") if FULL or SECONDS.get(n, 0.0) <= SIM_BUDGET_S]
+
+test_pass_list_size, test_node_case = pass_list_tests("cuda", minimum=600, run=RUN)
 
 
-def test_pass_list_size(all_cases):
-    known = [n for n in PASSING if n in all_cases]
-    print(f"\n{len(known)} of {len(all_cases)} node cases are in the cuda pass list; {len(RUN)} run here")
-    assert len(known) >= 600
-    assert len([n for n in RUN if n in all_cases]) >= 500
-
-
-@pytest.mark.parametrize("name", RUN)
-def test_node_case(name, all_cases):
-    if name not in all_cases:
-        pytest.skip("case not in this onnx version")
-    run_case(all_cases[name], target="cuda")
+def test_simulator_subset_size():
+    assert len(RUN) >= 500
