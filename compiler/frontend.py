@@ -152,6 +152,9 @@ def _function_body(node, opset, types):
         del n.attribute[:]
         n.attribute.extend(attrs)
         out.append(n)
+    produced = {o for n in out for o in n.output}
+    if any(o and o not in produced for o in node.output):
+        return None     # a context-dependent builder gave up (e.g. on symbolic dims): stays unsupported
     return out
 
 
