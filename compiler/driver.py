@@ -10,7 +10,7 @@ from runtime import Cache, CompiledModel, model_key
 
 from . import frontend
 from .dtypes import UnsupportedDType
-from .ops.ml import string_label_outputs
+from .ops.ml import split_zipmaps, string_label_outputs
 from .passes.decompose import decompose
 from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
@@ -58,6 +58,10 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
     proto, data = frontend.load(model)
     options = {"fusion": fusion_enabled(None if fusion is None else {"fusion": fusion})}
     proto = frontend.prepare(proto)
+    try:
+        proto, map_outputs = split_zipmaps(proto)
+    except UnsupportedDType as e:
+        raise frontend.UnsupportedModel(str(e)) from None
     bad = frontend.unsupported_nodes(proto)
     if bad:
         raise frontend.UnsupportedModel(f"{len(bad)} unsupported node(s):\n  " + "\n  ".join(bad))
@@ -77,7 +81,8 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
     inputs = [{"name": s.name, "dtype": s.dtype, "shape": s.shape, "optional": s.optional} for s in specs]
     key = model_key(data, target, dict(options, compiler=source_fingerprint()))
     fn = CompiledModel(inputs, outputs, value_inputs, key,
-                       Cache(cache_dir), builder, string_outputs, device_outputs=device_outputs)
+                       Cache(cache_dir), builder, string_outputs, device_outputs=device_outputs,
+                       map_outputs=map_outputs)
     if eager and not value_inputs and all(s.optional or (s.shape is not None and all(isinstance(d, int) and d > 0 for d in s.shape))
                                           for s in specs):
         import numpy as np

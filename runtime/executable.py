@@ -27,7 +27,7 @@ class CompiledModel:
     strings (string class labels), looked up here as object arrays like onnxruntime's."""
 
     def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None, string_outputs=None,
-                 device_outputs: bool = False):
+                 device_outputs: bool = False, map_outputs=None):
         self.inputs = inputs
         self.output_names = list(outputs)
         self.value_inputs = set(value_inputs)
@@ -35,6 +35,7 @@ class CompiledModel:
         self.cache = cache
         self.builder = builder
         self.device_outputs = device_outputs   # CUDA: hand back device arrays instead of numpy
+        self.map_outputs = dict(map_outputs or {})  # name -> labels: ZipMap, zipped here on the host
         self._specs: dict = {}
         self._lock = threading.Lock()
         self.stats = {"built": 0, "loaded": 0}
@@ -81,10 +82,13 @@ class CompiledModel:
         outs = device.finish(outs, self.device_outputs)
         if any(views):
             outs = tuple(o if v is None else o.view(dtype(v)) for o, v in zip(outs, views))
-        if not self.string_outputs:
-            return outs
-        return tuple(self.string_outputs[n][o] if n in self.string_outputs else o
-                     for n, o in zip(self.output_names, outs))
+        if self.string_outputs:
+            outs = tuple(self.string_outputs[n][o] if n in self.string_outputs else o
+                         for n, o in zip(self.output_names, outs))
+        if self.map_outputs:
+            outs = tuple(_zip_rows(o, self.map_outputs[n]) if n in self.map_outputs else o
+                         for n, o in zip(self.output_names, outs))
+        return outs
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:
@@ -181,6 +185,12 @@ def _check(spec, a, dims):
                 if dims.setdefault(d, (n, name))[0] != n:
                     raise InputError(f"input {name!r}: dim {i} ({d!r}) is {n}, but {d!r} is {dims[d][0]} in input {dims[d][1]!r}")
     return a if not isinstance(a, np.ndarray) else np.require(a, requirements="C")
+
+
+def _zip_rows(probs, labels) -> list:
+    """ZipMap's output, as onnxruntime gives it: one {label: probability} dict per row."""
+    rows = np.asarray(probs).reshape(len(probs), -1).tolist()
+    return [dict(zip(labels, row)) for row in rows]
 
 
 def _fmt(shape) -> str:

@@ -244,3 +244,21 @@ def test_ml_ops_live_in_their_domain():
     assert lookup("TreeEnsembleClassifier", ML) is not None
     assert lookup("TreeEnsembleClassifier") is None and lookup("Add", ML) is None
     assert lookup("Add", "ai.onnx") is lookup("Add")
+
+
+@pytest.mark.parametrize("string_labels", [False, True], ids=["int_labels", "string_labels"])
+def test_logistic_regression_with_zipmap(string_labels, cache):
+    """skl2onnx's default ZipMap: the probabilities come back as one {label: p} dict
+    per row (zipped on the host), as onnxruntime gives them."""
+    y = np.array(["setosa", "versicolor", "virginica"])[Y_IRIS] if string_labels else Y_IRIS
+    model = LogisticRegression(max_iter=1000).fit(X_IRIS, y)
+    onx = skl2onnx.to_onnx(model, X_IRIS[:1])
+    assert any(n.op_type == "ZipMap" for n in onx.graph.node)
+    feeds = {onx.graph.input[0].name: X_IRIS}
+    labels, maps = compile(onx, cache_dir=cache)(X_IRIS)
+    want_labels, want_maps = onnxruntime(onx, feeds)
+    np.testing.assert_array_equal(labels, model.predict(X_IRIS))
+    assert [list(m) for m in maps] == [list(m) for m in want_maps]
+    got = np.array([list(m.values()) for m in maps])
+    np.testing.assert_allclose(got, model.predict_proba(X_IRIS), atol=1e-4)
+    np.testing.assert_allclose(got, np.array([list(m.values()) for m in want_maps]), atol=1e-5)

@@ -64,17 +64,54 @@ def class_labels(node, *names):
 def string_label_outputs(model) -> dict:
     """Graph outputs holding classifier labels given as strings: name -> labels.
     Strings are no tensor type our kernels return, so these outputs carry
-    indices that the runtime maps on the host; they may feed no other node."""
-    consumed = {i for n in model.graph.node for i in n.input}
+    indices that the runtime maps on the host; they may pass through Identity
+    (as skl2onnx exports them) but feed no other node."""
     found = {}
     for n in model.graph.node:
         labels = [list(a.strings) for a in n.attribute if a.name == "classlabels_strings" and a.strings]
-        if n.domain != ML or not labels or not n.output or not n.output[0]:
-            continue
-        if n.output[0] in consumed:
+        if n.domain == ML and labels and n.output and n.output[0]:
+            found[n.output[0]] = [b.decode("utf-8", "replace") for b in labels[0]]
+        elif n.op_type == "Identity" and n.domain in ("", "ai.onnx") and n.input[0] in found:
+            found[n.output[0]] = found[n.input[0]]
+    for n in model.graph.node:
+        if n.op_type != "Identity" and any(i in found for i in n.input):
             raise UnsupportedDType(f"node {n.name!r}: string labels that feed other nodes are not supported")
-        found[n.output[0]] = [b.decode("utf-8", "replace") for b in labels[0]]
     return {o.name: found[o.name] for o in model.graph.output if o.name in found}
+
+
+def split_zipmaps(model):
+    """ZipMap makes a list of {label: probability} maps, which is no tensor: the
+    compiled graph returns the probability tensor under ZipMap's output name and
+    the runtime zips it on the host. Returns (model without the ZipMap nodes,
+    {output name: labels})."""
+    outputs = {o.name for o in model.graph.output}
+    zips = [n for n in model.graph.node if n.domain == ML and n.op_type == "ZipMap" and n.output[0] in outputs]
+    if not zips:
+        return model, {}
+    import onnx
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    found, rename = {}, {}
+    for n in zips:
+        attrs = {a.name: a for a in n.attribute}
+        if "classlabels_strings" in attrs:
+            labels = [b.decode("utf-8", "replace") for b in attrs["classlabels_strings"].strings]
+        else:
+            labels = [int(i) for i in attrs["classlabels_int64s"].ints]
+        if n.input[0] in outputs:
+            raise UnsupportedDType(f"node {n.name!r}: ZipMap of a graph output is not supported")
+        found[n.output[0]] = labels
+        rename[n.input[0]] = n.output[0]
+    kept = [n for n in m.graph.node if not (n.domain == ML and n.op_type == "ZipMap" and n.output[0] in found)]
+    for n in kept:
+        n.input[:] = [rename.get(i, i) for i in n.input]
+        n.output[:] = [rename.get(o, o) for o in n.output]
+    del m.graph.node[:]
+    m.graph.node.extend(kept)
+    for o in m.graph.output:
+        if o.name in found:
+            o.type.CopyFrom(onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [None, len(found[o.name])]))
+    return m, found
 
 
 # trees ------------------------------------------------------------------------------
