@@ -100,7 +100,7 @@ class CompiledModel:
                 continue
             h.update(repr((spec["name"], tuple(a.shape))).encode())
             if spec["name"] in self.value_inputs:
-                h.update(np.ascontiguousarray(a).tobytes())
+                h.update(a.tobytes())
         return h.hexdigest()[:24]
 
     def specialisation(self, feeds: dict):

@@ -22,7 +22,6 @@ import warnings
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PASS_LIST = os.path.join(HERE, "conformance_pass_cpu.txt")
 RTOL, ATOL = 1e-3, 1e-7
 
 

@@ -157,6 +157,19 @@ def split_sizes(node):
     return a, sizes
 
 
+def split_slices(node):
+    """Each output of a Split with the input window it takes: [(value, [slice per dim])]."""
+    a, sizes = split_sizes(node)
+    rank = len(node.inputs[0].shape)
+    windows, start = [], 0
+    for v, k in zip(node.outputs, sizes):
+        sl = [slice(None)] * rank
+        sl[a] = slice(start, start + k, 1)
+        windows.append((v, sl))
+        start += k
+    return windows
+
+
 def _split(node):
     a, sizes = split_sizes(node)
     out = []

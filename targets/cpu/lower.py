@@ -108,13 +108,8 @@ def _slice(node, em):
 
 @lower("Split")
 def _split(node, em):
-    a, sizes = shape_ops.split_sizes(node)
-    start = 0
     x = node.inputs[0]
-    for v, k in zip(node.outputs, sizes):
-        sl = [slice(None)] * len(x.shape)
-        sl[a] = slice(start, start + k, 1)
-        start += k
+    for v, sl in shape_ops.split_slices(node):
         em.define(v, f"{em[x]}[{_slice_text(sl)}].copy()")
 
 

@@ -28,8 +28,6 @@ class CudaEmitter(Emitter):
         lines = [CUDA_JIT, f"def KERNEL({args}):",
                  f"    for i in range(cuda.grid(1), {space}.size, cuda.gridsize(1)):"]
         pad = "        "
-        if rank == 0:
-            body = [line.replace("[]", "[0]") for line in body]
         if rank:
             lines.append(f"{pad}r = i")
         for d in reversed(range(rank)):

@@ -3,7 +3,6 @@
 On a GPU, enough blocks of 256 threads to fill it (grid-stride loops take the
 rest); in Numba's simulator, where every simulated thread costs milliseconds
 per launch, one block of a few threads."""
-import numpy as np
 from numba import config, cuda
 
 SIM = bool(config.ENABLE_CUDASIM)
@@ -21,7 +20,3 @@ def copy(x):
     if x.size:
         out.copy_to_device(x)
     return out
-
-
-def full(shape, dtype, value):
-    return cuda.to_device(np.full(shape, value, dtype))
