@@ -10,6 +10,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from . import dtypes, ops  # noqa: F401  (ops fills the registry)
+from .host_attrs import node_attrs
 from .ir import Graph, Node, Value
 from .ops.common import ShapeError
 from .passes.fold import fold_node
@@ -218,22 +219,6 @@ def value_specialised_inputs(model: onnx.ModelProto) -> list[str]:
     return [i.name for i in model.graph.input if i.name in found]
 
 
-def _attrs(node: onnx.NodeProto) -> dict:
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        if isinstance(v, onnx.TensorProto):
-            v = numpy_helper.to_array(v)
-        elif isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        elif isinstance(v, list) and v and isinstance(v[0], bytes):
-            v = [x.decode("utf-8", "replace") for x in v]
-        elif isinstance(v, (onnx.GraphProto, onnx.SparseTensorProto)) or (isinstance(v, list) and v and not isinstance(v[0], (int, float, str))):
-            raise ShapeError(f"attribute {a.name!r} of a kind we do not support")
-        out[a.name] = v
-    return out
-
-
 def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
     """Build the IR for concrete feeds: name -> (dtype, shape, value or None).
     Shapes are inferred node by node with the registry's rules, and every node
@@ -265,7 +250,7 @@ def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
                     raise ShapeError(f"input {name!r} is not defined before use")
                 else:
                     ins.append(env[name])
-            attrs = _attrs(proto)
+            attrs = node_attrs(proto)
             node_opset = opset_of(model, proto.domain)
             if proto.doc_string.startswith(OPSET_TAG) and proto.doc_string[len(OPSET_TAG):].isdigit():
                 node_opset = int(proto.doc_string[len(OPSET_TAG):])
