@@ -190,12 +190,21 @@ def ngram_pool(attrs, pool) -> dict:
 WEIGHTINGS = {"TF": lambda f, w: f, "IDF": lambda f, w: (f > 0) * w, "TFIDF": lambda f, w: f * w}
 
 
-def tfidf_weigh(attrs, counts: np.ndarray) -> np.ndarray:
-    """Counts -> TF / IDF / TFIDF scores (float32); no weights means all ones."""
+def tfidf_weights(attrs, size: int) -> np.ndarray:
+    """One weight per output column; none given means all ones."""
     weights = np.asarray(attrs.get("weights", []), np.float64).reshape(-1)
     if weights.size == 0:
-        weights = np.ones(counts.shape[-1])
-    return WEIGHTINGS[attrs["mode"]](counts, weights).astype(np.float32)
+        return np.ones(size)
+    if weights.size != size:
+        raise ValueError(f"TfIdfVectorizer: {weights.size} weights for {size} output columns")
+    return weights
+
+
+def tfidf_weigh(attrs, counts: np.ndarray) -> np.ndarray:
+    """Counts -> TF / IDF / TFIDF scores (float32)."""
+    if attrs.get("mode") not in WEIGHTINGS:
+        raise ValueError(f"TfIdfVectorizer: unknown mode {attrs.get('mode')!r}")
+    return WEIGHTINGS[attrs["mode"]](counts, tfidf_weights(attrs, counts.shape[-1])).astype(np.float32)
 
 
 def tfidf_vectorizer(attrs, x):
