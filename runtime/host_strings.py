@@ -117,13 +117,11 @@ VALUE_TYPES = {"values_strings": (object, "default_string", "_Unused"),
                "values_floats": (np.float32, "default_float", -0.0)}
 
 
-def label_encoder(attrs, x):
-    """keys_* -> values_* (opset 2 lists, opset 4 tensors); missing keys get the
-    default of the value type (default_tensor for values_tensor). Opset 1
-    maps strings to their index in classes_strings, or back."""
-    if attrs.get("classes_strings") is not None:
-        classes = list(attrs["classes_strings"])
-        return category_mapper({"cats_strings": classes, "cats_int64s": list(range(len(classes))), **attrs}, x)
+def label_table(attrs) -> tuple:
+    """LabelEncoder (opsets 2, 4) as ({key: value}, default, output dtype):
+    keys_* -> values_*, missing keys get the default of the value type
+    (default_tensor for values_tensor). The compiled numeric LabelEncoder
+    (compiler/ops/ml.py) reads its tables here too."""
     _, keys = _first(attrs, "keys_tensor", "keys_strings", "keys_int64s", "keys_floats")
     vname, values = _first(attrs, "values_tensor", "values_strings", "values_int64s", "values_floats")
     if keys is None or values is None or len(_plain(keys)) != len(_plain(values)):
@@ -138,7 +136,18 @@ def label_encoder(attrs, x):
     else:
         dtype, dname, dvalue = VALUE_TYPES[vname]
         default = attrs.get(dname, dvalue)
-    return (_lookup(x, dict(zip(_plain(keys), _plain(values))), default, dtype),)
+    table = {}
+    for k, v in zip(_plain(keys), _plain(values)):
+        table.setdefault(k, v)      # a repeated key keeps its first value, as onnxruntime
+    return table, default, np.dtype(dtype)
+
+
+def label_encoder(attrs, x):
+    """Opset 1 maps strings to their index in classes_strings, or back."""
+    if attrs.get("classes_strings") is not None:
+        classes = list(attrs["classes_strings"])
+        return category_mapper({"cats_strings": classes, "cats_int64s": list(range(len(classes))), **attrs}, x)
+    return (_lookup(x, *label_table(attrs)),)
 
 
 def category_mapper(attrs, x):

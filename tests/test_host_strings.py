@@ -259,3 +259,25 @@ def test_category_mapper_onnxruntime(tin, tout):
                             cats_int64s=[5, 1, 9], default_int64=-3, default_string="none")
     x = strings((3, 4)) if tin == S else rng.integers(0, 10, (3, 4)).astype(np.int64)
     check_onnxruntime(node, {"x": x}, [("y", tout)], opset=19, ml=1)
+
+
+NUMERIC_LABELS = [
+    ({"keys_int64s": [1, 5, 9, 5], "values_int64s": [10, 50, 90, 55], "default_int64": -2}, np.int64, I64, 2),
+    ({"keys_floats": [0.5, -1.0, 2.25], "values_int64s": [1, 2, 3]}, np.float32, I64, 2),
+    ({"keys_int64s": [3, 0], "values_floats": [0.5, 7.0], "default_float": 9.5}, np.int64, F, 2),
+    ({"keys_tensor": helper.make_tensor("k", F, [3], [0.5, np.nan, 2.0]),
+      "values_tensor": helper.make_tensor("v", I64, [3], [3, 4, 5]),
+      "default_tensor": helper.make_tensor("d", I64, [1], [-7])}, np.float32, I64, 4),
+]
+
+
+@pytest.mark.parametrize("attrs,xtype,tout,opset", NUMERIC_LABELS)
+def test_label_encoder_numeric_compiled(attrs, xtype, tout, opset, cache):
+    """Numbers to numbers run compiled (a NaN key matches NaN inputs, as onnxruntime)."""
+    keys = np.array([0.5, -1.0, 2.25, 2.0, np.nan, 1, 5, 9, 3, 0, 4])
+    x = rng.choice(keys if xtype != np.int64 else keys[5:], (3, 5)).astype(xtype)
+    node = helper.make_node("LabelEncoder", ["x"], ["y"], domain=ML, **attrs)
+    m = _model(node, {"x": x}, [("y", tout, (3, 5))], opset=19, ml=opset)
+    want, = onnxruntime(m, {"x": x})
+    compare("y", compile(m, cache_dir=cache)(x), want)
+    compare("y", run_node(node, x)[0], want)

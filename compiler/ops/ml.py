@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import UnsupportedDType
+from runtime.host_strings import label_table
+
+from ..dtypes import UnsupportedDType, is_small_float
 from ..registry import ML, OPAQUE, register
 from .common import ShapeError, attr, ints
 
@@ -352,10 +354,32 @@ def _feature_vectorizer(node):
     return [(np.float32, (rows.pop(), sum(dims)))]
 
 
+def label_arrays(node) -> tuple:
+    """Numeric LabelEncoder as (sorted keys, their values, [default, value of
+    NaN]); with strings it runs on the host (runtime/host_strings.py)."""
+    if attr(node, "classes_strings") is not None:
+        raise UnsupportedDType("LabelEncoder-1 maps strings: it runs on the host")
+    table, default, dtype = label_table(node.attrs)
+    if dtype.kind not in "fiu" or is_small_float(dtype) or any(isinstance(k, str) for k in table):
+        raise UnsupportedDType("LabelEncoder with strings runs on the host")
+    nan = next((v for k, v in table.items() if k != k), default)
+    keys = sorted(k for k in table if k == k)
+    kind = np.float64 if node.inputs[0].dtype.kind == "f" else np.int64
+    return (np.array(keys, kind), np.array([table[k] for k in keys], dtype), np.array([default, nan], dtype))
+
+
+def _label_encoder(node):
+    x = node.inputs[0]
+    if x.dtype.kind not in "fiu" or is_small_float(x.dtype):
+        raise UnsupportedDType(f"LabelEncoder on {x.dtype} runs on the host or is not supported")
+    return [(label_arrays(node)[1].dtype, x.shape)]
+
+
 for _op, _infer in [("TreeEnsembleClassifier", _tree_classifier), ("TreeEnsembleRegressor", _tree_regressor),
                     ("TreeEnsemble", _tree_regressor), ("LinearClassifier", _linear_classifier),
                     ("LinearRegressor", _linear_regressor), ("SVMClassifier", _svm_classifier),
                     ("SVMRegressor", _svm_regressor), ("Scaler", _same_float), ("Normalizer", _same_float),
                     ("Binarizer", _same), ("Imputer", _same), ("OneHotEncoder", _one_hot),
-                    ("ArrayFeatureExtractor", _array_feature_extractor), ("FeatureVectorizer", _feature_vectorizer)]:
+                    ("ArrayFeatureExtractor", _array_feature_extractor), ("FeatureVectorizer", _feature_vectorizer),
+                    ("LabelEncoder", _label_encoder)]:
     register(_op, OPAQUE, _infer, domain=ML)

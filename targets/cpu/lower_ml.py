@@ -233,3 +233,12 @@ def _feature_vectorizer(node, em):
     for v, width in zip([v for v in node.inputs if v is not None], ints(attr(node, "inputdimensions"))):
         em.emit(f"{em.lib('ml')}.place_columns({_rows(em, v)}, {res}, {first}, {width})")
         first += width
+
+
+@lower("LabelEncoder", domain=ML)
+def _label_encoder(node, em):
+    x, out = node.inputs[0], node.outputs[0]
+    keys, values, fallback = ml_ops.label_arrays(node)
+    res = em.alloc(out)
+    em.emit(f"{em.lib('ml')}.label_encode({em[x]}.reshape({x.size}), {em.const(keys)}, {em.const(values)}, "
+            f"{em.const(fallback)}, {res}.reshape({out.size}))")

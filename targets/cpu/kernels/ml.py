@@ -328,6 +328,20 @@ def one_hot(x, sorted_cats, positions, zeros, out):
 
 
 @njit(cache=True, error_model="numpy")
+def label_encode(x, keys, values, fallback, out):
+    """out[i] = values[k] where keys[k] == x[i] (keys sorted), else fallback[0];
+    NaN gets fallback[1] (the value of a NaN key, or the default)."""
+    n = keys.shape[0]
+    for i in range(x.shape[0]):
+        v = x[i]
+        if v != v:
+            out[i] = fallback[1]
+            continue
+        k = np.searchsorted(keys, v)
+        out[i] = values[k] if k < n and keys[k] == v else fallback[0]
+
+
+@njit(cache=True, error_model="numpy")
 def take_columns(x, index, out):
     """out[r, k] = x[r, index[k]] (ArrayFeatureExtractor)."""
     c = x.shape[1]

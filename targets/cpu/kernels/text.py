@@ -7,17 +7,10 @@ from numba import njit
 
 @njit(cache=True, error_model="numpy")
 def _child(ptr, keys, child, node, token):
-    """The child of `node` reached by `token`, or -1 (binary search)."""
+    """The child of `node` reached by `token`, or -1."""
     lo, hi = ptr[node], ptr[node + 1]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if keys[mid] < token:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < ptr[node + 1] and keys[lo] == token:
-        return child[lo]
-    return -1
+    k = lo + np.searchsorted(keys[lo:hi], token)
+    return child[k] if k < hi and keys[k] == token else -1
 
 
 @njit(cache=True, error_model="numpy")
