@@ -1,4 +1,4 @@
-"""String, map and string-sequence ops, run on the host in plain Python.
+"""String and map ops, run on the host in plain Python.
 
 Strings are no type our Numba kernels take, so these ops run here, over numpy
 object arrays of str (and dicts for maps). Numeric tensor work stays compiled:
@@ -235,6 +235,10 @@ def tfidf_vectorizer(attrs, x):
     out = tfidf_weigh(attrs, counts)
     return (out.reshape(-1) if x.ndim == 1 else out,)
 
+
+# Ops here that run compiled on numbers: the host function is for strings
+# (an input or output of type string) only.
+COMPILED_ON_NUMBERS = {("", "Equal"), ("", "TfIdfVectorizer"), (ML, "LabelEncoder")}
 
 OPS = {
     ("", "StringConcat"): string_concat,
