@@ -143,8 +143,9 @@ class CompiledModel:
 
 
 # Types without Numba CPU arithmetic cross the boundary as their bit patterns.
-BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),
-        "float8_e4m3fnuz": np.dtype(np.uint8), "float8_e5m2": np.dtype(np.uint8), "float8_e5m2fnuz": np.dtype(np.uint8)}
+BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16)}
+BITS.update({name: np.dtype(np.uint8) for name in ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                                                  "float4_e2m1fn", "float8_e8m0fnu", "int4", "uint4", "int2", "uint2")})
 
 
 def as_bits(a: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ def _cast(node):
 
 def _castlike_normalize(node, opset):
     """CastLike(x, like) is Cast(x, to=like's dtype): the `like` tensor is never read."""
-    node.attrs = {**node.attrs, "to": dtypes.from_numpy(node.inputs[1].dtype)}   # keeps `saturate`
+    node.attrs = {**node.attrs, "to": dtypes.from_numpy(node.inputs[1].dtype)}   # keeps `saturate`, `round_mode`
     node.op = "Cast"
     node.inputs = node.inputs[:1]
 

@@ -7,6 +7,7 @@ time is reshaped so it broadcasts numpy-style; then the op renders as a scalar
 expression and fuses with its elementwise neighbours."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from .. import dtypes
@@ -17,6 +18,11 @@ from .nn import conv_geometry, matmul_shape
 
 INT_RANGES = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
               for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32)}
+INT_RANGES.update({np.dtype(t): (int(ml_dtypes.iinfo(t).min), int(ml_dtypes.iinfo(t).max))
+                   for t in (ml_dtypes.int4, ml_dtypes.uint4, ml_dtypes.int2, ml_dtypes.uint2)})
+# Float targets: x / scale rounded to the type (float4 adds its zero point first; float8's must be 0).
+QUANT_FLOATS = {np.dtype(t) for t in (ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2,
+                                      ml_dtypes.float8_e5m2fnuz, ml_dtypes.float4_e2m1fn)}
 
 
 def _as_axis_shape(v: Value, rank: int, a: int, name: str) -> Value:
@@ -33,7 +39,6 @@ def _common_normalize(node: Node, out_dtype):
     node.attrs["axis"] = 0 if per_tensor else axis(attr(node, "axis", 1), len(x.shape))
     node.attrs["block_size"] = int(attr(node, "block_size", 0))
     node.attrs["output_dtype"] = dtypes.from_numpy(out_dtype)
-    node.attrs.pop("saturate", None)     # integer outputs always saturate; float8 is not supported
     if node.attrs["block_size"] == 0:
         a = node.attrs["axis"]
         node.inputs[1:3] = [_as_axis_shape(v, len(x.shape), a, f"{node.name}/{k}")
@@ -43,8 +48,10 @@ def _common_normalize(node: Node, out_dtype):
 def _quantize_normalize(node, opset):
     zp, given = node.input(2), attr(node, "output_dtype", 0)
     out = zp.dtype if zp is not None else dtypes.to_numpy(given) if given else np.dtype(np.uint8)
-    if out not in INT_RANGES or out == np.int32:
+    if (out not in INT_RANGES and out not in QUANT_FLOATS) or out == np.int32:
         raise dtypes.UnsupportedDType(f"QuantizeLinear to {out} is not supported")
+    if out in QUANT_FLOATS and out != ml_dtypes.float4_e2m1fn:
+        node.inputs = node.inputs[:2]     # the reference never adds a float8 zero point
     precision = attr(node, "precision", 0)
     if precision and dtypes.to_numpy(precision) != node.inputs[1].dtype:
         raise ShapeError("QuantizeLinear: a precision other than the scale's dtype is not supported")
@@ -54,6 +61,8 @@ def _quantize_normalize(node, opset):
 
 def _dequantize_normalize(node, opset):
     given = attr(node, "output_dtype", 0)
+    if dtypes.is_small_float(node.inputs[0].dtype):
+        node.inputs = node.inputs[:2]     # the reference ignores a float zero point
     _common_normalize(node, dtypes.to_numpy(given) if given else node.inputs[1].dtype)
 
 

@@ -110,6 +110,17 @@ register("Squeeze", INJECTIVE, _squeeze, fold=_fold_reshape_like, value_inputs=(
 register("Unsqueeze", INJECTIVE, _unsqueeze, fold=_fold_reshape_like, value_inputs=(1,), normalize=_axes_attr_to_input(13))
 
 
+def _bitcast(node):
+    """The same bits read as `to`, a type of the same width."""
+    x, to = node.inputs[0], dtypes.to_numpy(attr(node, "to"))
+    if dtypes.bit_width(to) != dtypes.bit_width(x.dtype):
+        raise ShapeError(f"BitCast: {x.dtype} and {to} differ in width")
+    return _one(to, x.shape)
+
+
+register("BitCast", INJECTIVE, _bitcast)
+
+
 # Transpose / Concat / Split / Slice --------------------------------------------
 def transpose_perm(node):
     rank = len(node.inputs[0].shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.passes.fuse import fuse_elementwise
 
-from compiler.dtypes import is_small_float
+from compiler.dtypes import is_held
 
 from . import half, lower, lower_index, lower_ml, lower_nn, lower_quant, lower_rnn, lower_text, scalar  # noqa: F401 (lowerings register on import)
 from .emitter import Emitter
@@ -42,5 +42,5 @@ def build_program(graph, options: dict, lowerings: dict, em, supports, target: s
         seen.add(v)
         outs.append(name)
     text, libs = em.module(len(graph.inputs), outs)
-    views = [v.dtype.name if is_small_float(v.dtype) else None for v in graph.outputs]   # outputs held as bits
+    views = [v.dtype.name if is_held(v.dtype) else None for v in graph.outputs]   # outputs held as bits
     return {"source": text, "libs": libs, "consts": em.consts, "views": views, "fused_graph": graph}

@@ -3,14 +3,14 @@
 Same-shape groups run as one flat loop; broadcasting groups as a loop nest over
 the output with the broadcast dims of each input indexed at 0. Sizes come from
 the arrays at run time, so one kernel text serves every shape of its rank.
-Small floats (float16, bfloat16, float8: bits, see targets/cpu/half.py) are
-widened to float32 on load; each such result is rounded to its type, as a
-tensor of that type would hold it."""
+Small floats and integers (float16, bfloat16, float8, float4, int4, int2: bits,
+see targets/cpu/half.py) are widened to float32 on load; each such result is
+rounded to its type, as a tensor of that type would hold it."""
 from __future__ import annotations
 
 import numpy as np
 
-from compiler.dtypes import is_small_float
+from compiler.dtypes import is_held
 
 from . import half, scalar, source
 from .emitter import NJIT, NJIT_PARALLEL, Emitter
@@ -37,24 +37,24 @@ def body_lines(group, flat: bool, render=scalar.render) -> list[str]:
         store = f"out[{', '.join(f'i{d}' for d in range(rank))}]"
     for k, node in enumerate(group.attrs["body"]):
         args_ = [names[v] for v in node.inputs if v is not None]
-        dts = [np.dtype(np.float32) if is_small_float(v.dtype) else v.dtype for v in node.inputs if v is not None]
+        dts = [np.dtype(np.float32) if is_held(v.dtype) else v.dtype for v in node.inputs if v is not None]
         expr = render(node, args_, dts)
         o = node.outputs[0]
         names[o] = f"t{k}"
-        if not is_small_float(o.dtype):
+        if not is_held(o.dtype):
             expr = f"{source.dtype_name(o.dtype)}({expr})"
         elif o is not out:
-            expr = f"L_half.round_trip({expr}, {half.code(o.dtype)}, {half.saturate(node)})"
+            expr = f"L_half.round_trip({expr}, {half.code(o.dtype)}, {half.mode(node)})"
         lines.append(f"t{k} = {expr}")     # a small-float output is narrowed once, by the store
     value = names[out]
-    if is_small_float(out.dtype):
-        value = f"L_half.narrow({value}, {half.code(out.dtype)}, {half.saturate(group.attrs['body'][-1])})"
+    if is_held(out.dtype):
+        value = f"L_half.narrow({value}, {half.code(out.dtype)}, {half.mode(group.attrs['body'][-1])})"
     lines.append(f"{store} = {value}")
     return lines
 
 
 def _load(v, array, idx) -> str:
-    if is_small_float(v.dtype):
+    if is_held(v.dtype):
         return f"L_half.widen({array}[{idx}], {half.code(v.dtype)})"
     return f"{array}[{idx}]"
 

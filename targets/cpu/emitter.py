@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from compiler.dtypes import SMALL_FLOATS
+from compiler.dtypes import HELD_AS_BITS
 
 from . import source
 
@@ -54,8 +54,8 @@ class Emitter:
     def const(self, array) -> str:
         """A constant travels as an argument of the graph function, never as text."""
         array = np.require(array, requirements="C")
-        if array.dtype in SMALL_FLOATS:
-            array = array.view(SMALL_FLOATS[array.dtype])
+        if array.dtype in HELD_AS_BITS:
+            array = array.view(HELD_AS_BITS[array.dtype])
         key = id(array)
         if key not in self.const_names:
             self.const_names[key] = f"c{len(self.consts)}"

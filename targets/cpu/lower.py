@@ -79,6 +79,14 @@ def _reshape(node: Node, em: Emitter):
     em.define(out, f"{em[node.inputs[0]]}.reshape({source.ints(out.shape)})", alias=True)
 
 
+@lower("BitCast")
+def _bitcast(node: Node, em: Emitter):
+    """A view: held types (targets/cpu/half.py) are bits already, so any pair of one width works."""
+    x, out = node.inputs[0], node.outputs[0]
+    em.define(out, f"{em[x]}.reshape({x.size}).view({source.dtype_name(out.dtype)}).reshape({source.ints(out.shape)})",
+              alias=True)
+
+
 @lower("Transpose")
 def _transpose(node, em):
     perm = shape_ops.transpose_perm(node)

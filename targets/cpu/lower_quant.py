@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler import dtypes
 from compiler.ops import nn as nn_ops
 from compiler.ops.common import attr
 from compiler.ops.quant import INT_RANGES, conv_view
@@ -44,11 +45,13 @@ def _qdq(node, em):
     scale = _param(em, node.inputs[1], x, a, np.float32)
     L = em.lib("quant")
     res = em.alloc(out)
-    if node.op == "QuantizeLinear":
-        lo, hi = INT_RANGES[out.dtype]
+    if node.op == "QuantizeLinear":   # a small-float or small-int `out` is float32 here (half.py)
+        lo, hi = INT_RANGES.get(dtypes.to_numpy(attr(node, "output_dtype")), (-np.inf, np.inf))
         zero = _param(em, node.input(2), x, a, out.dtype)
+        if node.input(2) is None and not np.isfinite(lo):   # to a float: x + (-0.0) is x, -0 included
+            zero = em.const(np.full((1, 1, 1), -0.0, np.float32))
         em.emit(f"{L}.quantize({em[x]}.reshape({view}), {scale}, {zero}, {res}.reshape({view}), {block}, "
-                f"{source.num(float(lo))}, {source.num(float(hi))})")
+                f"{source.num(float(lo))}, {source.num(float(hi))}, {source.num(bool(np.isfinite(lo)))})")
     else:
         zero = _param(em, node.input(2), x, a, x.dtype)
         em.emit(f"{L}.dequantize({em[x]}.reshape({view}), {scale}, {zero}, {res}.reshape({view}), {block})")

@@ -98,16 +98,20 @@ def _bitshift(n, a, d):
 
 
 def _quantize(n, a, d):
-    """saturate(rint(x / scale) + zero_point): the division stays in the scale's dtype."""
-    lo, hi = INT_RANGES[n.outputs[0].dtype]
+    """saturate(rint(x / scale) + zero_point), the division in the scale's
+    dtype; to a float type x / scale (+ float4's zero point), which the store rounds."""
+    out = n.outputs[0].dtype
+    if out not in INT_RANGES:
+        return f"{a[0]} / {a[1]}" + (f" + {a[2]}" if n.input(2) is not None else "")
+    lo, hi = INT_RANGES[out]
     zp = f" + np.float64({a[2]})" if n.input(2) is not None else ""
     return f"min(max(np.rint({a[0]} / {a[1]}){zp}, {num(float(lo))}), {num(float(hi))})"
 
 
 def _dequantize(n, a, d):
-    """(x - zero_point) * scale, the difference exact in int64."""
-    zp = f" - np.int64({a[2]})" if n.input(2) is not None else ""
-    return f"(np.int64({a[0]}){zp}) * np.float64({a[1]})"
+    """(x - zero_point) * scale, the difference exact in float64 (x is at most 32 bits)."""
+    zp = f" - np.float64({a[2]})" if n.input(2) is not None else ""
+    return f"(np.float64({a[0]}){zp}) * np.float64({a[1]})"
 
 
 UNARY = {

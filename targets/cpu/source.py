@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 
-from compiler.dtypes import SMALL_FLOATS
+from compiler.dtypes import HELD_AS_BITS
 
 DTYPE_NAMES = {np.dtype(t): f"np.{np.dtype(t).name}" for t in (
     np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
     np.uint8, np.uint16, np.uint32, np.uint64)}
 DTYPE_NAMES[np.dtype(np.bool_)] = "np.bool_"
-for _t, _bits in SMALL_FLOATS.items():    # held as their bit patterns (targets/cpu/half.py)
+for _t, _bits in HELD_AS_BITS.items():    # held as their bit patterns (targets/cpu/half.py)
     DTYPE_NAMES[_t] = DTYPE_NAMES[_bits]
 
 

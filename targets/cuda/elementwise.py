@@ -2,7 +2,7 @@
 CPU kernel, scalar expressions in the CUDA dialect)."""
 from __future__ import annotations
 
-from compiler.dtypes import is_small_float
+from compiler.dtypes import is_held
 from targets.cpu.elementwise import body_lines, kernel_args, kernel_call_args
 
 from . import scalar
@@ -10,8 +10,8 @@ from . import scalar
 
 def lower_fused(group, em):
     out = group.outputs[0]
-    if any(is_small_float(v.dtype) for v in group.inputs + group.outputs):
-        raise NotImplementedError("float16/bfloat16/float8 tensors are not supported on cuda yet")
+    if any(is_held(v.dtype) for v in group.inputs + group.outputs):
+        raise NotImplementedError("float16/bfloat16/float8/4-bit/2-bit tensors are not supported on cuda yet")
     flat = len(out.shape) == 0 or all(v.shape == out.shape or v.size == 1 for v in group.inputs)
     body = body_lines(group, flat, scalar.render)
     if flat:

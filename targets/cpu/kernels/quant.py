@@ -26,26 +26,30 @@ def _saturate(v, lo, hi):
 
 
 @njit(cache=True, error_model="numpy")
-def quantize(x, scale, zero, out, block, lo, hi):
-    """out = saturate(rint(x / scale) + zero) on (outer, D, inner) views."""
+def quantize(x, scale, zero, out, block, lo, hi, integer):
+    """out = saturate(rint(x / scale) + zero) on (outer, D, inner) views; for
+    a float type (integer=False) x / scale + zero, which the caller rounds."""
     for o in range(x.shape[0]):
         for d in range(x.shape[1]):
             for i in range(x.shape[2]):
                 so, sd, si = _param_index(scale, o, d, i, block)
                 zo, zd, zi = _param_index(zero, o, d, i, block)
-                v = np.rint(x[o, d, i] / scale[so, sd, si]) + np.float64(zero[zo, zd, zi])
-                out[o, d, i] = _saturate(v, lo, hi)
+                q = x[o, d, i] / scale[so, sd, si]
+                if integer:
+                    out[o, d, i] = _saturate(np.rint(q) + np.float64(zero[zo, zd, zi]), lo, hi)
+                else:
+                    out[o, d, i] = q + zero[zo, zd, zi]
 
 
 @njit(cache=True, error_model="numpy")
 def dequantize(x, scale, zero, out, block):
-    """out = (x - zero) * scale on (outer, D, inner) views; the difference is exact in int64."""
+    """out = (x - zero) * scale on (outer, D, inner) views; the difference is exact in float64."""
     for o in range(x.shape[0]):
         for d in range(x.shape[1]):
             for i in range(x.shape[2]):
                 so, sd, si = _param_index(scale, o, d, i, block)
                 zo, zd, zi = _param_index(zero, o, d, i, block)
-                out[o, d, i] = (np.int64(x[o, d, i]) - np.int64(zero[zo, zd, zi])) * np.float64(scale[so, sd, si])
+                out[o, d, i] = (np.float64(x[o, d, i]) - np.float64(zero[zo, zd, zi])) * np.float64(scale[so, sd, si])
 
 
 @njit(cache=True, error_model="numpy")
