@@ -50,8 +50,16 @@ def _array(x):
 
 
 def compare(name, got, want):
+    """Tensors by value; sequences (lists) element by element; an empty optional is None."""
     want = _array(want)
-    if isinstance(want, np.ndarray) or np.isscalar(want):
+    if want is None or got is None or isinstance(want, list):
+        if got is want:
+            return
+        if want is None or not isinstance(got, list) or not isinstance(want, list) or len(got) != len(want):
+            raise AssertionError(f"output {name}: got {_describe(got)}, expected {_describe(want)}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            compare(f"{name}[{i}]", g, w)
+    elif isinstance(want, np.ndarray) or np.isscalar(want):
         want = np.asarray(want)
         got = np.asarray(got)
         if got.dtype != want.dtype:
@@ -68,6 +76,10 @@ def compare(name, got, want):
             np.testing.assert_array_equal(got, want, err_msg=name)
     else:
         raise AssertionError(f"output {name}: non-tensor outputs are not supported")
+
+
+def _describe(x) -> str:
+    return "None" if x is None else f"a sequence of {len(x)}" if isinstance(x, list) else f"a {type(x).__name__}"
 
 
 def pass_list_tests(target: str, minimum: int, run=None):
