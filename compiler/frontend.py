@@ -159,10 +159,13 @@ def _function_body(node, opset, types):
         n = onnx.NodeProto()
         n.CopyFrom(sub)
         n.name = prefix + sub.name
-        n.input[:] = [rename.get(i, prefix + i) if i else "" for i in sub.input]
-        n.output[:] = [rename.get(o, prefix + o) if o else "" for o in sub.output]
+        name = lambda i: rename.get(i, prefix + i) if i else ""   # noqa: E731
+        n.input[:] = [name(i) for i in sub.input]
+        n.output[:] = [name(o) for o in sub.output]
         attrs = []
         for a in n.attribute:
+            for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                _rename_graph(g, name)   # a body's If branches read the body's names
             if a.ref_attr_name:
                 src = given.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
                 if src is None:
@@ -181,6 +184,18 @@ def _function_body(node, opset, types):
     if any(o and o not in produced for o in node.output):
         return None     # a context-dependent builder gave up (e.g. on symbolic dims): stays unsupported
     return out
+
+
+def _rename_graph(g, name):
+    """Every name in a subgraph (and deeper) through `name`."""
+    for v in list(g.input) + list(g.output) + list(g.value_info) + list(g.initializer):
+        v.name = name(v.name)
+    for n in g.node:
+        n.input[:] = [name(i) for i in n.input]
+        n.output[:] = [name(o) for o in n.output]
+        for a in n.attribute:
+            for sg in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                _rename_graph(sg, name)
 
 
 def unsupported_nodes(model: onnx.ModelProto, graph=None, where: str = "") -> list[str]:
