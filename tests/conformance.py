@@ -103,16 +103,20 @@ def pass_list_tests(target: str, minimum: int, run=None):
 
 
 def symbolic(model):
-    """The model with every graph input dim made symbolic (dim_param), the
-    output dims unknown and value_info dropped, as onnx-mlir runs the cases."""
+    """The model with every graph input dim (a sequence's or optional's elements'
+    too) made symbolic (dim_param), the output dims unknown and value_info
+    dropped, as onnx-mlir runs the cases."""
     import onnx
     m = onnx.ModelProto()
     m.CopyFrom(model)
     inits = {t.name for t in m.graph.initializer}
     for i, v in enumerate(m.graph.input):
-        if v.name in inits or not v.type.HasField("tensor_type"):
+        tp = v.type
+        while tp.WhichOneof("value") in ("sequence_type", "optional_type"):   # a sequence's elements
+            tp = getattr(tp, tp.WhichOneof("value")).elem_type
+        if v.name in inits or not tp.HasField("tensor_type"):
             continue
-        for j, d in enumerate(v.type.tensor_type.shape.dim):
+        for j, d in enumerate(tp.tensor_type.shape.dim):
             d.Clear()
             d.dim_param = f"d{i}_{j}"
     for v in m.graph.output:     # the checker wants a shape: keep the rank, forget the dims
