@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
-from runtime.host_ops import HOST_OPS, PASSTHROUGH
+from runtime.host_ops import HOST_OPS, NON_TENSOR_OPS
 from runtime.plan import CONTROL, Graph, PlanModel, Segment, Step
 
 from . import dtypes
@@ -182,7 +182,7 @@ class Planner:
 
     def host_step(self, node, kinds, consts) -> Step:
         key = op_key(node)
-        if not (is_host_op(node) or key in PASSTHROUGH):
+        if not (is_host_op(node) or key in NON_TENSOR_OPS):
             from .frontend import UnsupportedModel
             raise UnsupportedModel(f"node {node.name!r}: {key[0] or 'ai.onnx'}::{key[1]} on a sequence, "
                                    "an optional or a string is not supported")

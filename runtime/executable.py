@@ -75,6 +75,7 @@ class CompiledModel(Callable):
         self.device_outputs = device_outputs   # CUDA: hand back device arrays instead of numpy
         self.map_outputs = dict(map_outputs or {})  # name -> labels: ZipMap, zipped here on the host
         self._specs: dict = {}
+        self._keys: dict = {}    # input shapes -> spec key, when no input's value is in the key
         self._lock = threading.Lock()
         self.stats = {"built": 0, "loaded": 0}
         self.string_outputs = {k: np.array(v, dtype=object) for k, v in (string_outputs or {}).items()}
@@ -101,6 +102,15 @@ class CompiledModel(Callable):
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:
+        if self.value_inputs:
+            return self._hash_key(feeds)
+        shapes = tuple(None if (a := feeds.get(s["name"])) is None else a.shape for s in self.inputs)
+        key = self._keys.get(shapes)
+        if key is None:      # hashing is slow next to a small call (a loop body's)
+            key = self._keys[shapes] = self._hash_key(feeds)
+        return key
+
+    def _hash_key(self, feeds: dict) -> str:
         h = hashlib.sha256()
         for spec in self.inputs:
             a = feeds.get(spec["name"])
@@ -157,6 +167,8 @@ BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16), "float8
 
 
 def as_bits(a: np.ndarray) -> np.ndarray:
+    if a.dtype.itemsize > 2 or a.dtype.kind in "biu":
+        return a    # the common case, without the slow dtype.name
     bits = BITS.get(a.dtype.name)
     return a if bits is None else a.view(bits)
 

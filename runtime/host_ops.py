@@ -3,8 +3,9 @@ lists of arrays) and optionals (None or a value). They move whole tensors
 around and never compute on their elements; numeric work stays compiled.
 
 HOST_OPS: (domain, op_type) -> fn(attrs, *inputs) -> tuple of outputs, with
-attrs as plain Python values and an omitted input as None. Sibling modules
-(`host_strings`, string ops) add their own `OPS` tables to it."""
+attrs as plain Python values and an omitted input as None; these ops always
+run here. NON_TENSOR_OPS, same form: ops that run here only on non-tensor
+operands. Sibling modules (`host_strings`, string ops) add their tables."""
 from __future__ import annotations
 
 import importlib
@@ -76,15 +77,19 @@ OPS = {
     ("", "OptionalHasElement"): lambda attrs, x=None: (np.array(x is not None),),
 }
 
-# Ops that are compiled on tensors but run here when they carry a sequence or an optional.
-PASSTHROUGH = {("", "Identity"): lambda attrs, x: (x,)}
+# Ops compiled on tensors that run here only when they carry a sequence, an
+# optional or strings (a module may add some: Equal on strings...).
+NON_TENSOR_OPS = {("", "Identity"): lambda attrs, x: (x,)}
 
-MODULES = ("host_strings",)   # sibling modules with an OPS table of more host ops
+MODULES = ("host_strings",)   # sibling modules with an OPS table (and maybe NON_TENSOR_OPS)
 
 HOST_OPS = dict(OPS)
 for _name in MODULES:
     try:
-        HOST_OPS.update(importlib.import_module(f"{__package__}.{_name}").OPS)
+        _module = importlib.import_module(f"{__package__}.{_name}")
     except ModuleNotFoundError as _e:   # not in this checkout
         if _e.name != f"{__package__}.{_name}":
             raise
+        continue
+    HOST_OPS.update(_module.OPS)
+    NON_TENSOR_OPS.update(getattr(_module, "NON_TENSOR_OPS", {}))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .executable import Callable, InputError, _check
-from .host_ops import HOST_OPS, PASSTHROUGH
+from .executable import Callable, CompiledModel, InputError, _check
+from .host_ops import HOST_OPS, NON_TENSOR_OPS
 
 
 class Segment:
@@ -27,8 +27,11 @@ class Segment:
         model = self.models.get(key)
         if model is None:
             model = self.models[key] = self.build(key)
-        out = model.run(feeds)
-        env.update((n, out[n]) for n in self.outputs)
+        if isinstance(model, CompiledModel):   # built for these dtypes and ranks: skip the user-facing checks
+            outs = model._call({n: a if a.flags.c_contiguous else np.ascontiguousarray(a) for n, a in feeds.items()})
+            env.update((n, v) for n, v in zip(model.output_names, outs))
+        else:
+            env.update(model.run(feeds))
 
 
 class Step:
@@ -42,7 +45,7 @@ class Step:
         if op[0] == "" and op[1] in CONTROL:
             self.fn = CONTROL[op[1]]
         else:
-            fn = HOST_OPS.get(op) or PASSTHROUGH[op]
+            fn = HOST_OPS.get(op) or NON_TENSOR_OPS[op]
             self.fn = lambda step, env, *args: fn(step.attrs, *args)
 
     def __call__(self, env: dict):
