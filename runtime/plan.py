@@ -176,7 +176,18 @@ class PlanModel(Callable):
 
     def __init__(self, inputs, outputs, graph: Graph):
         self.inputs, self.output_names, self.graph = inputs, list(outputs), graph
-        self.stats = {}
+
+    @property
+    def stats(self) -> dict:
+        """Specialisations built and loaded, over all segments' compiled models."""
+        total, todo = {"built": 0, "loaded": 0}, [self.graph]
+        while todo:
+            for step in todo.pop().steps:
+                todo.extend(getattr(step, "graphs", {}).values())
+                for model in getattr(step, "models", {}).values():
+                    for k in total:
+                        total[k] += model.stats.get(k, 0)
+        return total
 
     def _checked(self, spec, a, dims):
         return check_value(spec, a, dims)

@@ -51,8 +51,9 @@ def test_loop_until_a_data_dependent_condition_with_scan_outputs(tmp_path):
     x = np.array([0.5, 1.0, 1.5], np.float32)
     y0 = np.zeros(3, np.float32)
     fn = check(m, {"x": x, "limit": np.array(10, np.float32), "y0": y0}, tmp_path)
+    built = fn.stats["built"]
     y, scans = fn(x, np.array(30, np.float32), y0)     # another trip count, same compiled body
-    assert scans.shape == (10, 3)
+    assert scans.shape == (10, 3) and fn.stats["built"] == built > 0
 
 
 def test_loop_reads_an_outer_scope_value_and_a_trip_count(tmp_path):
