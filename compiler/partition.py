@@ -15,7 +15,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 from runtime.host_ops import HOST_OPS, NON_TENSOR_OPS
 from runtime.plan import CONTROL, Graph, PlanModel, Segment, Step
 
-from . import dtypes
+from . import dtypes, frontend
 from .registry import domain_key, lookup
 
 DATA_DEPENDENT_SHAPE = {"NonZero", "Compress", "Unique", "NonMaxSuppression"}
@@ -183,8 +183,7 @@ class Planner:
     def host_step(self, node, kinds, consts) -> Step:
         key = op_key(node)
         if not (is_host_op(node) or key in NON_TENSOR_OPS):
-            from .frontend import UnsupportedModel
-            raise UnsupportedModel(f"node {node.name!r}: {key[0] or 'ai.onnx'}::{key[1]} on a sequence, "
+            raise frontend.UnsupportedModel(f"node {node.name!r}: {key[0] or 'ai.onnx'}::{key[1]} on a sequence, "
                                    "an optional or a string is not supported")
         graphs = {}
         hints = {"Loop": ["tensor", "tensor"] + [kinds.get(i) for i in node.input[2:]],
@@ -193,7 +192,9 @@ class Planner:
             graphs[name] = self.graph(g, kinds, consts, hints)
         attrs = {a.name: _attr(a) for a in node.attribute
                  if a.type not in (AttributeProto.GRAPH, AttributeProto.GRAPHS, AttributeProto.TYPE_PROTO)}
-        return Step(key, attrs, node.input, node.output, graphs, self.opsets.get(key[0], 1))
+        version = self.opsets.get(key[0], 1)
+        tag = node.doc_string[len(frontend.OPSET_TAG):] if node.doc_string.startswith(frontend.OPSET_TAG) else ""
+        return Step(key, attrs, node.input, node.output, graphs, int(tag) if tag.isdigit() else version)
 
     def segment(self, nodes, needed, consts) -> Segment:
         produced = [o for n in nodes for o in n.output if o]
@@ -217,9 +218,10 @@ class Planner:
 
 
 def plan_model(model: onnx.ModelProto, compile_segment) -> PlanModel:
-    from .frontend import signature
     root = Planner(model, compile_segment).graph(model.graph, {}, {})
-    specs, outputs = signature(model)
+    if root.free:
+        raise frontend.CompileError(f"values used but never defined: {root.free}")
+    specs, outputs = frontend.signature(model)
     return PlanModel([spec_dict(s) for s in specs], outputs, root)
 
 

@@ -28,10 +28,15 @@ class Segment:
         if model is None:
             model = self.models[key] = self.build(key)
         if isinstance(model, CompiledModel):   # built for these dtypes and ranks: skip the user-facing checks
-            outs = model._call({n: a if a.flags.c_contiguous else np.ascontiguousarray(a) for n, a in feeds.items()})
+            outs = model._call({n: _contiguous(a) for n, a in feeds.items()})
             env.update((n, v) for n, v in zip(model.output_names, outs))
         else:
             env.update(model.run(feeds))
+
+
+def _contiguous(a) -> np.ndarray:
+    """A C-contiguous array (numpy scalars, from indexing, become 0-d arrays)."""
+    return a if isinstance(a, np.ndarray) and a.flags.c_contiguous else np.ascontiguousarray(a).reshape(np.shape(a))
 
 
 class Step:
@@ -131,7 +136,7 @@ def _scan_run(body, attrs, states, xs):
     t_len = steps.pop()
     outs = [[] for _ in range(k)]
     for t in range(t_len):
-        slices = [np.take(x, t_len - 1 - t if d else t, axis=a) for x, a, d in zip(xs, axes, dirs)]
+        slices = [np.asarray(np.take(x, t_len - 1 - t if d else t, axis=a)) for x, a, d in zip(xs, axes, dirs)]
         res = body(*states, *slices)
         states = list(res[:n])
         for o, v in zip(outs, res[n:]):
