@@ -139,3 +139,14 @@ def test_unsupported_ops_inside_subgraphs_are_listed():
               [("c", B, []), ("x", F, [2])], [("r", F, [2])], domains=["custom.x"])
     with pytest.raises(UnsupportedModel, match="'branch'.*then_branch.*'inner'.*NoSuchOp"):
         compile(m)
+
+
+def test_segments_end_after_data_dependent_shapes(tmp_path, monkeypatch):
+    """An op whose output shape depends on data (NonZero...) ends a segment, so its
+    output may feed other nodes; Relu stands in for one here."""
+    from compiler import partition
+    monkeypatch.setattr(partition, "DATA_DEPENDENT_SHAPE", {"Relu"})
+    m = model([helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Add", ["a", "x"], ["y"])],
+              [("x", F, [4])], [("y", F, [4])])
+    fn = check(m, {"x": np.array([-1, 2, -3, 4], np.float32)}, tmp_path)
+    assert [s.outputs for s in fn.graph.steps] == [["a"], ["y"]]
