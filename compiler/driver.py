@@ -8,7 +8,7 @@ import time
 
 from runtime import Cache, CompiledModel, model_key
 
-from . import frontend
+from . import frontend, partition
 from .dtypes import UnsupportedDType
 from .ops.ml import split_zipmaps, string_label_outputs
 from .passes.decompose import decompose
@@ -65,6 +65,11 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
     bad = frontend.unsupported_nodes(proto)
     if bad:
         raise frontend.UnsupportedModel(f"{len(bad)} unsupported node(s):\n  " + "\n  ".join(bad))
+    if partition.needs_plan(proto):
+        if map_outputs:
+            raise frontend.UnsupportedModel("ZipMap in a model with control flow or sequences is not supported")
+        return partition.plan_model(proto, lambda segment: compile(
+            segment, target, cache_dir=cache_dir, fusion=fusion, eager=False))
     specs, outputs = frontend.signature(proto)
     value_inputs = frontend.value_specialised_inputs(proto)
     try:

@@ -62,27 +62,51 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _expand_schema_functions(model, rounds: int = 4):
     """Replace unsupported standard ops by their ONNX function bodies (plain or
-    context-dependent, which need the input types), a few rounds deep."""
+    context-dependent, which need the input types), a few rounds deep, in
+    subgraphs too. Host ops (control flow, sequences) stay: the plan runs them."""
     opset = opset_of(model)
     for _ in range(rounds):
-        if not any(n.domain in ("", "ai.onnx") and lookup(n.op_type) is None for n in model.graph.node):
+        if not any(_expandable(n) for g in _graphs(model.graph) for n in g.node):
             return model    # nothing to expand: skip shape inference on the common path
         types = _value_types(model)
-        changed, nodes = False, []
-        for node in model.graph.node:
-            if node.domain in ("", "ai.onnx") and lookup(node.op_type) is None:
-                body = _function_body(node, opset, types)
-                if body is not None:
-                    nodes.extend(body)
-                    changed = True
-                    continue
-            nodes.append(node)
-        if not changed:
-            return model
         model = onnx.ModelProto.FromString(model.SerializeToString())
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
+        if not _expand_graph(model.graph, opset, types):
+            return model
     return model
+
+
+def _expandable(node) -> bool:
+    from .partition import is_host_op
+    return node.domain in ("", "ai.onnx") and lookup(node.op_type) is None and not is_host_op(node)
+
+
+def _graphs(graph):
+    """The graph and its subgraphs (If branches, Loop bodies...), depth first."""
+    from .partition import subgraphs
+    yield graph
+    for n in graph.node:
+        for _, g in subgraphs(n):
+            yield from _graphs(g)
+
+
+def _expand_graph(graph, opset, types) -> bool:
+    from .partition import subgraphs
+    changed, nodes = False, []
+    for node in graph.node:
+        for _, g in subgraphs(node):
+            changed |= _expand_graph(g, opset, types)
+        if _expandable(node):
+            body = _function_body(node, opset, types)
+            if body is not None:
+                nodes.extend(body)
+                changed = True
+                continue
+        nodes.append(node)
+    if changed:
+        new = [onnx.NodeProto.FromString(n.SerializeToString()) for n in nodes]
+        del graph.node[:]
+        graph.node.extend(new)
+    return changed
 
 
 def _value_types(model) -> dict:
@@ -91,10 +115,11 @@ def _value_types(model) -> dict:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:   # noqa: BLE001 -- inference is best effort; the body then stays unexpanded
         inferred = model
-    g = inferred.graph
-    types = {v.name: v.type for v in list(g.input) + list(g.value_info) + list(g.output)}
-    for init in g.initializer:
-        types.setdefault(init.name, helper.make_tensor_type_proto(init.data_type, list(init.dims)))
+    types = {}
+    for g in _graphs(inferred.graph):
+        types.update({v.name: v.type for v in list(g.input) + list(g.value_info) + list(g.output)})
+        for init in g.initializer:
+            types.setdefault(init.name, helper.make_tensor_type_proto(init.data_type, list(init.dims)))
     return types
 
 
@@ -135,10 +160,13 @@ def _function_body(node, opset, types):
         n = onnx.NodeProto()
         n.CopyFrom(sub)
         n.name = prefix + sub.name
-        n.input[:] = [rename.get(i, prefix + i) if i else "" for i in sub.input]
-        n.output[:] = [rename.get(o, prefix + o) if o else "" for o in sub.output]
+        name = lambda i: rename.get(i, prefix + i) if i else ""   # noqa: E731
+        n.input[:] = [name(i) for i in sub.input]
+        n.output[:] = [name(o) for o in sub.output]
         attrs = []
         for a in n.attribute:
+            for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                _rename_graph(g, name)   # a body's If branches read the body's names
             if a.ref_attr_name:
                 src = given.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
                 if src is None:
@@ -159,37 +187,62 @@ def _function_body(node, opset, types):
     return out
 
 
-def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
+def _rename_graph(g, name):
+    """Every name in a subgraph (and deeper) through `name`."""
+    for v in list(g.input) + list(g.output) + list(g.value_info) + list(g.initializer):
+        v.name = name(v.name)
+    for n in g.node:
+        n.input[:] = [name(i) for i in n.input]
+        n.output[:] = [name(o) for o in n.output]
+        for a in n.attribute:
+            for sg in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                _rename_graph(sg, name)
+
+
+def unsupported_nodes(model: onnx.ModelProto, graph=None, where: str = "") -> list[str]:
+    """Nodes we can neither compile nor run on the host, in subgraphs too."""
+    from .partition import is_host_op, subgraphs
     bad = []
-    for n in model.graph.node:
-        if lookup(n.op_type, n.domain) is None:
+    for n in (model.graph if graph is None else graph).node:
+        if lookup(n.op_type, n.domain) is None and not is_host_op(n):
             dom = n.domain or "ai.onnx"
-            bad.append(f"node {n.name!r}: {dom}::{n.op_type} (opset {opset_of(model, n.domain)})")
+            bad.append(f"{where}node {n.name!r}: {dom}::{n.op_type} (opset {opset_of(model, n.domain)})")
+        for attr, g in subgraphs(n):
+            bad += unsupported_nodes(model, g, f"{where}node {n.name!r} ({n.op_type}) {attr}: ")
     return bad
 
 
 @dataclass
 class InputSpec:
     name: str
-    dtype: str          # numpy dtype name
+    dtype: str          # numpy dtype name ("object" for strings); a sequence's or optional's element's
     shape: tuple        # ints, symbolic names (str) or None for unknown dims
-    optional: bool      # has an initializer default
+    optional: bool      # has an initializer default, or is an optional
+    kind: str = "tensor"    # or "sequence", "optional"
+    elem: "InputSpec | None" = None   # a sequence's or an optional's element
 
 
 def signature(model: onnx.ModelProto):
     """Input specs (graph order) and output names."""
     inits = {i.name for i in model.graph.initializer}
-    specs = []
-    for vi in model.graph.input:
-        tt = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type"):
-            raise UnsupportedModel(f"input {vi.name!r}: only tensor inputs are supported")
-        dt = dtypes.to_numpy(tt.elem_type)
-        shape = None
-        if tt.HasField("shape"):
-            shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
-        specs.append(InputSpec(vi.name, dt.name, shape, vi.name in inits))
-    return specs, [o.name for o in model.graph.output]
+    return [_spec(vi.name, vi.type, vi.name in inits) for vi in model.graph.input], \
+        [o.name for o in model.graph.output]
+
+
+def _spec(name, tp, has_default) -> InputSpec:
+    which = tp.WhichOneof("value")
+    if which in ("sequence_type", "optional_type"):
+        elem = _spec(name, getattr(tp, which).elem_type, False)
+        kind = which.split("_")[0]
+        return InputSpec(name, elem.dtype, elem.shape, has_default or kind == "optional", kind, elem)
+    if which != "tensor_type":
+        raise UnsupportedModel(f"input {name!r}: only tensor, sequence and optional inputs are supported")
+    tt = tp.tensor_type
+    dt = "object" if tt.elem_type == onnx.TensorProto.STRING else dtypes.to_numpy(tt.elem_type).name
+    shape = None
+    if tt.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+    return InputSpec(name, dt, shape, has_default)
 
 
 def value_specialised_inputs(model: onnx.ModelProto) -> list[str]:

@@ -3,5 +3,6 @@ It imports neither compiler, targets nor onnx, so an AOT artifact runs with
 only this package, numpy and numba installed."""
 from .cache import Cache, default_dir, model_key
 from .executable import CompiledModel, InputError
+from .plan import PlanModel
 
-__all__ = ["Cache", "CompiledModel", "InputError", "default_dir", "model_key"]
+__all__ = ["Cache", "CompiledModel", "InputError", "PlanModel", "default_dir", "model_key"]

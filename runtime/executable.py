@@ -16,32 +16,11 @@ class InputError(ValueError):
     """A call's inputs do not match the model's signature."""
 
 
-class CompiledModel:
-    """fn(*arrays) / fn(**by_name) -> array or tuple; fn.run(feeds) -> dict.
+class Callable:
+    """The calling convention shared by compiled models and host plans:
+    fn(*arrays) / fn(**by_name) -> value or tuple; fn.run(feeds) -> dict.
+    Subclasses give `inputs` (specs), `output_names`, `_checked` and `_call`."""
 
-    `inputs`: [{"name", "dtype", "shape" (ints, names or None), "optional"}].
-    Inputs named in `value_inputs` decide shapes by their values, so their
-    values join the specialisation key. `builder(feeds_meta)` compiles a new
-    specialisation; without one (an AOT artifact) only cached ones load.
-    `string_outputs` (name -> strings): outputs whose int64 values index those
-    strings (string class labels), looked up here as object arrays like onnxruntime's."""
-
-    def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None, string_outputs=None,
-                 device_outputs: bool = False, map_outputs=None):
-        self.inputs = inputs
-        self.output_names = list(outputs)
-        self.value_inputs = set(value_inputs)
-        self.key = key
-        self.cache = cache
-        self.builder = builder
-        self.device_outputs = device_outputs   # CUDA: hand back device arrays instead of numpy
-        self.map_outputs = dict(map_outputs or {})  # name -> labels: ZipMap, zipped here on the host
-        self._specs: dict = {}
-        self._lock = threading.Lock()
-        self.stats = {"built": 0, "loaded": 0}
-        self.string_outputs = {k: np.array(v, dtype=object) for k, v in (string_outputs or {}).items()}
-
-    # calling ---------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         outs = self._call(self._bind(args, kwargs))
         return outs[0] if len(outs) == 1 else outs
@@ -71,10 +50,41 @@ class CompiledModel:
                 if spec["optional"]:
                     continue
                 raise InputError(f"missing input {name!r}")
-            checked[name] = _check(spec, feeds[name], dims)
-            if name in self.value_inputs and not isinstance(checked[name], np.ndarray):
-                checked[name] = checked[name].copy_to_host()   # its values pick the specialisation
+            checked[name] = self._checked(spec, feeds[name], dims)
         return checked
+
+
+class CompiledModel(Callable):
+    """One compiled graph, specialised on its input shapes.
+
+    `inputs`: [{"name", "dtype", "shape" (ints, names or None), "optional"}].
+    Inputs named in `value_inputs` decide shapes by their values, so their
+    values join the specialisation key. `builder(feeds_meta)` compiles a new
+    specialisation; without one (an AOT artifact) only cached ones load.
+    `string_outputs` (name -> strings): outputs whose int64 values index those
+    strings (string class labels), looked up here as object arrays like onnxruntime's."""
+
+    def __init__(self, inputs, outputs, value_inputs, key, cache: Cache, builder=None, string_outputs=None,
+                 device_outputs: bool = False, map_outputs=None):
+        self.inputs = inputs
+        self.output_names = list(outputs)
+        self.value_inputs = set(value_inputs)
+        self.key = key
+        self.cache = cache
+        self.builder = builder
+        self.device_outputs = device_outputs   # CUDA: hand back device arrays instead of numpy
+        self.map_outputs = dict(map_outputs or {})  # name -> labels: ZipMap, zipped here on the host
+        self._specs: dict = {}
+        self._keys: dict = {}    # input shapes -> spec key, when no input's value is in the key
+        self._lock = threading.Lock()
+        self.stats = {"built": 0, "loaded": 0}
+        self.string_outputs = {k: np.array(v, dtype=object) for k, v in (string_outputs or {}).items()}
+
+    def _checked(self, spec, a, dims):
+        a = _check(spec, a, dims)
+        if spec["name"] in self.value_inputs and not isinstance(a, np.ndarray):
+            a = a.copy_to_host()   # its values pick the specialisation
+        return a
 
     def _call(self, feeds: dict):
         fn, (names, consts, device, views) = self.specialisation(feeds)
@@ -92,6 +102,15 @@ class CompiledModel:
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:
+        if self.value_inputs:
+            return self._hash_key(feeds)
+        shapes = tuple(None if (a := feeds.get(s["name"])) is None else a.shape for s in self.inputs)
+        key = self._keys.get(shapes)
+        if key is None:      # hashing is slow next to a small call (a loop body's)
+            key = self._keys[shapes] = self._hash_key(feeds)
+        return key
+
+    def _hash_key(self, feeds: dict) -> str:
         h = hashlib.sha256()
         for spec in self.inputs:
             a = feeds.get(spec["name"])
@@ -149,6 +168,8 @@ BITS.update({name: np.dtype(np.uint8) for name in ("float8_e4m3fn", "float8_e4m3
 
 
 def as_bits(a: np.ndarray) -> np.ndarray:
+    if a.dtype.itemsize > 2 or a.dtype.kind in "biu":
+        return a    # the common case, without the slow dtype.name
     bits = BITS.get(a.dtype.name)
     return a if bits is None else a.view(bits)
 

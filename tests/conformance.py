@@ -50,8 +50,16 @@ def _array(x):
 
 
 def compare(name, got, want):
+    """Tensors by value; sequences (lists) element by element; an empty optional is None."""
     want = _array(want)
-    if isinstance(want, np.ndarray) or np.isscalar(want):
+    if want is None or got is None or isinstance(want, list):
+        if got is want:
+            return
+        if want is None or not isinstance(got, list) or not isinstance(want, list) or len(got) != len(want):
+            raise AssertionError(f"output {name}: got {_describe(got)}, expected {_describe(want)}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            compare(f"{name}[{i}]", g, w)
+    elif isinstance(want, np.ndarray) or np.isscalar(want):
         want = np.asarray(want)
         got = np.asarray(got)
         if got.dtype != want.dtype:
@@ -68,6 +76,10 @@ def compare(name, got, want):
             np.testing.assert_array_equal(got, want, err_msg=name)
     else:
         raise AssertionError(f"output {name}: non-tensor outputs are not supported")
+
+
+def _describe(x) -> str:
+    return "None" if x is None else f"a sequence of {len(x)}" if isinstance(x, list) else f"a {type(x).__name__}"
 
 
 def pass_list_tests(target: str, minimum: int, run=None):
@@ -91,16 +103,20 @@ def pass_list_tests(target: str, minimum: int, run=None):
 
 
 def symbolic(model):
-    """The model with every graph input dim made symbolic (dim_param), the
-    output dims unknown and value_info dropped, as onnx-mlir runs the cases."""
+    """The model with every graph input dim (a sequence's or optional's elements'
+    too) made symbolic (dim_param), the output dims unknown and value_info
+    dropped, as onnx-mlir runs the cases."""
     import onnx
     m = onnx.ModelProto()
     m.CopyFrom(model)
     inits = {t.name for t in m.graph.initializer}
     for i, v in enumerate(m.graph.input):
-        if v.name in inits or not v.type.HasField("tensor_type"):
+        tp = v.type
+        while tp.WhichOneof("value") in ("sequence_type", "optional_type"):   # a sequence's elements
+            tp = getattr(tp, tp.WhichOneof("value")).elem_type
+        if v.name in inits or not tp.HasField("tensor_type"):
             continue
-        for j, d in enumerate(v.type.tensor_type.shape.dim):
+        for j, d in enumerate(tp.tensor_type.shape.dim):
             d.Clear()
             d.dim_param = f"d{i}_{j}"
     for v in m.graph.output:     # the checker wants a shape: keep the rank, forget the dims

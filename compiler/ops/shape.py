@@ -320,7 +320,8 @@ register("Constant", INJECTIVE, _constant, fold=lambda n, a: [constant_value(n)]
 
 
 def _range_len(start, limit, delta):
-    return max(int(np.ceil((float(limit) - float(start)) / float(delta))), 0)
+    start, limit, delta = (float(np.asarray(x).reshape(-1)[0]) for x in (start, limit, delta))  # [1]-shaped too
+    return max(int(np.ceil((limit - start) / delta)), 0)
 
 
 def _range(node):
