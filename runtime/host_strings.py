@@ -5,7 +5,8 @@ object arrays of str (and dicts for maps). Numeric tensor work stays compiled:
 TfIdfVectorizer on integers and LabelEncoder between numbers have kernels;
 their entries here serve string inputs or outputs only.
 
-OPS maps (domain, op_type) to fn(attrs, *inputs) -> tuple of outputs, where
+OPS (always here) and NON_TENSOR_OPS (here only on strings) map
+(domain, op_type) to fn(attrs, *inputs) -> tuple of outputs, where
 attrs are the node's attributes as plain Python values (compiler/host_attrs.py
 decodes them: str for strings, numpy arrays for tensors). Where the ONNX spec
 and onnx.reference differ, these follow the spec and onnxruntime (see each op).
@@ -236,18 +237,19 @@ def tfidf_vectorizer(attrs, x):
     return (out.reshape(-1) if x.ndim == 1 else out,)
 
 
-# Ops here that run compiled on numbers: the host function is for strings
-# (an input or output of type string) only.
-COMPILED_ON_NUMBERS = {("", "Equal"), ("", "TfIdfVectorizer"), (ML, "LabelEncoder")}
-
+# Always on the host: these ops only ever carry strings or maps.
 OPS = {
     ("", "StringConcat"): string_concat,
     ("", "StringSplit"): string_split,
     ("", "StringNormalizer"): string_normalizer,
     ("", "RegexFullMatch"): regex_full_match,
+    (ML, "CategoryMapper"): category_mapper,
+    (ML, "DictVectorizer"): dict_vectorizer,
+}
+
+# Compiled on numbers; here only when an input or output is a string.
+NON_TENSOR_OPS = {
     ("", "Equal"): equal,
     ("", "TfIdfVectorizer"): tfidf_vectorizer,
     (ML, "LabelEncoder"): label_encoder,
-    (ML, "CategoryMapper"): category_mapper,
-    (ML, "DictVectorizer"): dict_vectorizer,
 }
