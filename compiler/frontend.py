@@ -62,15 +62,14 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
 def _expand_schema_functions(model, rounds: int = 4):
     """Replace unsupported standard ops by their ONNX function bodies (plain or
     context-dependent, which need the input types), a few rounds deep."""
-    opset = opset_of(model)
     for _ in range(rounds):
-        if not any(n.domain in ("", "ai.onnx") and lookup(n.op_type) is None for n in model.graph.node):
+        if not any(_expandable(n) for n in model.graph.node):
             return model    # nothing to expand: skip shape inference on the common path
         types = _value_types(model)
         changed, nodes = False, []
         for node in model.graph.node:
-            if node.domain in ("", "ai.onnx") and lookup(node.op_type) is None:
-                body = _function_body(node, opset, types)
+            if _expandable(node):
+                body = _function_body(node, opset_of(model, node.domain), opset_of(model), types)
                 if body is not None:
                     nodes.extend(body)
                     changed = True
@@ -82,6 +81,11 @@ def _expand_schema_functions(model, rounds: int = 4):
         del model.graph.node[:]
         model.graph.node.extend(nodes)
     return model
+
+
+def _expandable(node) -> bool:
+    """An op we lack that onnx defines (any of its domains, ai.onnx.preview included)."""
+    return lookup(node.op_type, node.domain) is None and onnx.defs.has(node.op_type, node.domain)
 
 
 def _value_types(model) -> dict:
@@ -116,8 +120,9 @@ def _schema_body(node, opset, types):
     return None
 
 
-def _function_body(node, opset, types):
-    """The nodes of a standard op's function body, renamed into this graph."""
+def _function_body(node, opset, std_opset, types):
+    """The nodes of an op's schema function body, renamed into this graph. A body
+    importing no standard opset (ai.onnx.preview's) runs at the model's `std_opset`."""
     found = _schema_body(node, opset, types)
     if found is None:
         return None
@@ -126,7 +131,7 @@ def _function_body(node, opset, types):
     defaults.update({a.name: a for a in fn.attribute_proto})
     given = {a.name: a for a in node.attribute}
     prefix = f"_fn{id(node)}_"
-    fn_opset = next((i.version for i in fn.opset_import if i.domain in ("", "ai.onnx")), opset)
+    fn_opset = next((i.version for i in fn.opset_import if i.domain in ("", "ai.onnx")), std_opset)
     rename = dict(zip(fn.input, node.input))
     rename.update(zip(fn.output, node.output))
     out = []
