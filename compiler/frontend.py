@@ -64,20 +64,21 @@ def _expand_schema_functions(model, rounds: int = 4):
     """Replace unsupported standard ops by their ONNX function bodies (plain or
     context-dependent, which need the input types), a few rounds deep, in
     subgraphs too. Host ops (control flow, sequences) stay: the plan runs them."""
-    opset = opset_of(model)
     for _ in range(rounds):
         if not any(_expandable(n) for g in _graphs(model.graph) for n in g.node):
             return model    # nothing to expand: skip shape inference on the common path
         types = _value_types(model)
         model = onnx.ModelProto.FromString(model.SerializeToString())
-        if not _expand_graph(model.graph, opset, types):
+        if not _expand_graph(model, model.graph, types):
             return model
     return model
 
 
 def _expandable(node) -> bool:
+    """An op we lack that onnx defines (any of its domains, ai.onnx.preview included), not run by the plan."""
     from .partition import is_host_op
-    return node.domain in ("", "ai.onnx") and lookup(node.op_type) is None and not is_host_op(node)
+    return lookup(node.op_type, node.domain) is None and onnx.defs.has(node.op_type, node.domain) \
+        and not is_host_op(node)
 
 
 def _graphs(graph):
@@ -89,14 +90,14 @@ def _graphs(graph):
             yield from _graphs(g)
 
 
-def _expand_graph(graph, opset, types) -> bool:
+def _expand_graph(model, graph, types) -> bool:
     from .partition import subgraphs
     changed, nodes = False, []
     for node in graph.node:
         for _, g in subgraphs(node):
-            changed |= _expand_graph(g, opset, types)
+            changed |= _expand_graph(model, g, types)
         if _expandable(node):
-            body = _function_body(node, opset, types)
+            body = _function_body(node, opset_of(model, node.domain), opset_of(model), types)
             if body is not None:
                 nodes.extend(body)
                 changed = True
@@ -142,8 +143,9 @@ def _schema_body(node, opset, types):
     return None
 
 
-def _function_body(node, opset, types):
-    """The nodes of a standard op's function body, renamed into this graph."""
+def _function_body(node, opset, std_opset, types):
+    """The nodes of an op's schema function body, renamed into this graph. A body
+    importing no standard opset (ai.onnx.preview's) runs at the model's `std_opset`."""
     found = _schema_body(node, opset, types)
     if found is None:
         return None
@@ -152,7 +154,7 @@ def _function_body(node, opset, types):
     defaults.update({a.name: a for a in fn.attribute_proto})
     given = {a.name: a for a in node.attribute}
     prefix = f"_fn{id(node)}_"
-    fn_opset = next((i.version for i in fn.opset_import if i.domain in ("", "ai.onnx")), opset)
+    fn_opset = next((i.version for i in fn.opset_import if i.domain in ("", "ai.onnx")), std_opset)
     rename = dict(zip(fn.input, node.input))
     rename.update(zip(fn.output, node.output))
     out = []

@@ -168,6 +168,20 @@ def test_fused_chain_rounds_each_op_like_numpy(tmp_path, dt, bf, elem):
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
+def test_softmax_runs_at_the_half_precision(tmp_path):
+    """Softmax on float16 rounds each step of its function body (max, x - max,
+    exp, sum, divide) to float16, as onnx.reference's numpy does over the last
+    axis (numpy sums float16 in float32 there; ml_dtypes' bfloat16 sums round
+    every addition, so bfloat16 has no bit-exact oracle): bit-equal."""
+    dt, elem = np.dtype(np.float16), TensorProto.FLOAT16
+    m = model([helper.make_node("Softmax", ["x"], ["y"])], [("x", elem, [16, 3, 37])], [("y", elem, [16, 3, 37])])
+    x = (np.random.default_rng(3).standard_normal((16, 3, 37)) * 4).astype(dt)
+    x[0, 0, 5:] = -np.inf
+    got = compile(m, cache_dir=str(tmp_path))(x)
+    assert got.dtype == dt
+    np.testing.assert_array_equal(got.view(np.uint16), reference(m, {"x": x})[0].view(np.uint16))
+
+
 FLOAT8 = [(np.dtype(t), code, elem) for code, (t, elem) in enumerate([
     (ml_dtypes.float8_e4m3fn, TensorProto.FLOAT8E4M3FN), (ml_dtypes.float8_e4m3fnuz, TensorProto.FLOAT8E4M3FNUZ),
     (ml_dtypes.float8_e5m2, TensorProto.FLOAT8E5M2), (ml_dtypes.float8_e5m2fnuz, TensorProto.FLOAT8E5M2FNUZ)], 2)]

@@ -1,2 +1,2 @@
 """Op definitions; importing this package fills compiler.registry.REGISTRY."""
-from . import elementwise, indexing, ml, nn, quant, reduce, resize, rnn, shape, text  # noqa: F401
+from . import attention, elementwise, indexing, ml, nn, quant, reduce, resize, rnn, shape, text  # noqa: F401

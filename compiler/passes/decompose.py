@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import is_small_float
 from ..ir import Graph, Node, Value
 from ..ops.common import attr
+from ..ops.reduce import softmax_axis
 from ..registry import lookup
 from .fold import fold_node
 
@@ -63,7 +65,21 @@ def _batchnorm(n: Node, b: Builder):
     b.op("Add", [b.op("Mul", [centred, factor]), bias], out=n.outputs[0])
 
 
-DECOMPOSE = {"Gemm": _gemm, "BatchNormalization": _batchnorm}
+def _softmax(n: Node, b: Builder):
+    """A float16/bfloat16 Softmax runs at its input's precision (the Attention spec's
+    default softmax_precision; onnx.reference likewise): the function body's steps,
+    each rounding to the input type. Other Softmax nodes stay one kernel."""
+    x = n.inputs[0]
+    a, coerce = softmax_axis(n)
+    if coerce or not is_small_float(x.dtype):
+        b.nodes.append(n)
+        return
+    axes = b.const(np.asarray([a], np.int64))
+    e = b.op("Exp", [b.op("Sub", [x, b.op("ReduceMax", [x, axes], keepdims=1)])])
+    b.op("Div", [e, b.op("ReduceSum", [e, axes], keepdims=1)], out=n.outputs[0])
+
+
+DECOMPOSE = {"Gemm": _gemm, "BatchNormalization": _batchnorm, "Softmax": _softmax}
 
 
 def decompose(graph: Graph) -> Graph:
