@@ -33,9 +33,9 @@ class OpDef:
     domain: str = ""
 
 
-STD, ML = "", "ai.onnx.ml"
+STD, ML, TRAINING = "", "ai.onnx.ml", "ai.onnx.preview.training"
 REGISTRY: dict[str, OpDef] = {}                   # the standard domain
-DOMAINS: dict[str, dict] = {STD: REGISTRY, ML: {}}
+DOMAINS: dict[str, dict] = {STD: REGISTRY, ML: {}, TRAINING: {}}
 
 
 def domain_key(domain: str) -> str:
