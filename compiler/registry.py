@@ -19,6 +19,12 @@ OUT_FUSABLE = "out-elementwise-fusable"   # matmul, conv: an epilogue may fuse i
 OPAQUE = "opaque"
 KINDS = (ELEMENTWISE, BROADCAST, INJECTIVE, REDUCTION, OUT_FUSABLE, OPAQUE)
 
+# Ops whose output shapes depend on input values (compiler/ops/dynamic.py): the IR
+# gives them a maximal shape, the kernel returns the count, and the graph returns
+# a slice -- so, for now, their data-dependent outputs may only be graph outputs
+# (compiler/passes/dynamic.py checks it).
+DATA_DEPENDENT_SHAPE = frozenset({"NonZero", "Compress", "Unique", "NonMaxSuppression"})
+
 
 @dataclass
 class OpDef:
