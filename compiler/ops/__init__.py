@@ -1,2 +1,2 @@
 """Op definitions; importing this package fills compiler.registry.REGISTRY."""
-from . import dynamic, einsum, elementwise, indexing, ml, nn, quant, reduce, resize, rnn, shape, training  # noqa: F401
+from . import dynamic, einsum, elementwise, indexing, ml, nn, quant, reduce, resize, rnn, shape, signal, training  # noqa: F401
