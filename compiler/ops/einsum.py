@@ -36,7 +36,7 @@ def einsum_spec(node) -> EinsumSpec:
     eq = str(attr(node, "equation", "")).replace(" ", "")
     lhs, arrow, rhs = eq.partition("->")
     terms = lhs.split(",")
-    operands = [v for v in node.inputs]
+    operands = list(node.inputs)
     if len(terms) != len(operands) or any(v is None for v in operands):
         raise ShapeError("Einsum: the equation's terms do not match the inputs")
     keys = [_term_keys(t, len(v.shape)) for t, v in zip(terms, operands)]

@@ -26,7 +26,10 @@ def _dims(shape, a, count: str) -> str:
 
 
 def _scalar(em, v, default, dtype):
-    return source.num(default) if v is None else f"{dtype}({em[v]}.reshape({v.size})[0])" if v.size else source.num(default)
+    """An optional 1-element input as a scalar expression, or the default when omitted or empty."""
+    if v is None or v.size == 0:
+        return source.num(default)
+    return f"{dtype}({em[v]}.reshape({v.size})[0])"
 
 
 @lower("NonZero")

@@ -1,8 +1,6 @@
 """CPU lowerings of the training domain onto targets/cpu/kernels/training.py."""
 from __future__ import annotations
 
-import numpy as np
-
 from compiler.ir import Value
 from compiler.ops.common import ShapeError, attr
 from compiler.ops.training import MOMENTUM_MODES, STATES, groups
