@@ -12,11 +12,12 @@ from . import frontend, partition
 from .dtypes import UnsupportedDType
 from .ops.ml import split_zipmaps, string_label_outputs
 from .passes.decompose import decompose
+from .passes.dynamic import check_data_dependent
 from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
 
 TARGETS = {"cpu": "targets.cpu", "cuda": "targets.cuda"}
-PIPELINE = (decompose, eliminate_identities, eliminate_dead_code)
+PIPELINE = (decompose, eliminate_identities, eliminate_dead_code, check_data_dependent)
 
 
 @functools.lru_cache(maxsize=None)

@@ -247,20 +247,17 @@ def _spec(name, tp, has_default) -> InputSpec:
     return InputSpec(name, dt, shape, has_default)
 
 
-def value_specialised_inputs(model: onnx.ModelProto) -> list[str]:
-    """Graph inputs whose values (not only shapes) decide some tensor's shape:
+def shape_deciding_names(model: onnx.ModelProto) -> set:
+    """Tensor names whose values (not only shapes) decide some tensor's shape:
     they reach a shape-deciding slot (Reshape's shape, Slice's starts...) along
-    edges that are not Shape/Size. Such inputs become part of the specialisation key."""
+    edges that are not Shape/Size."""
     producer = {o: n for n in model.graph.node for o in n.output}
-    inputs = {i.name for i in model.graph.input}
-    found, seen = set(), set()
+    seen = set()
 
     def visit(name):
         if name in seen or not name:
             return
         seen.add(name)
-        if name in inputs:
-            found.add(name)
         n = producer.get(name)
         if n is not None and n.op_type not in SHAPE_ONLY_OPS:
             for i in n.input:
@@ -271,6 +268,13 @@ def value_specialised_inputs(model: onnx.ModelProto) -> list[str]:
         for slot in (opdef.value_inputs if opdef else ()):
             if slot < len(n.input):
                 visit(n.input[slot])
+    return seen
+
+
+def value_specialised_inputs(model: onnx.ModelProto) -> list[str]:
+    """Graph inputs whose values decide some tensor's shape: they become part
+    of the specialisation key."""
+    found = shape_deciding_names(model)
     return [i.name for i in model.graph.input if i.name in found]
 
 
@@ -293,6 +297,7 @@ def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
             dtypes.to_numpy(init.data_type)
             env[init.name] = Value(init.name, arr.dtype, arr.shape, arr)
     nodes = []
+    shape_math = shape_deciding_names(model)
     for proto in model.graph.node:
         where = f"node {proto.name!r} ({proto.op_type})"
         opdef = lookup(proto.op_type, proto.domain)
@@ -309,7 +314,8 @@ def to_ir(model: onnx.ModelProto, feeds: dict) -> Graph:
             node_opset = opset_of(model, proto.domain)
             if proto.doc_string.startswith(OPSET_TAG) and proto.doc_string[len(OPSET_TAG):].isdigit():
                 node_opset = int(proto.doc_string[len(OPSET_TAG):])
-            node = Node(proto.op_type, ins, [], attrs, proto.name, proto.domain, node_opset)
+            node = Node(proto.op_type, ins, [], attrs, proto.name, proto.domain, node_opset,
+                        shape_math=any(o in shape_math for o in proto.output))
             if opdef.normalize:
                 opdef.normalize(node, node_opset)
             n_out = len(proto.output)

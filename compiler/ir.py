@@ -47,6 +47,7 @@ class Node:
     name: str = ""
     domain: str = ""
     version: int = 0
+    shape_math: bool = False    # its outputs decide shapes: host folding may do float math too
 
     def input(self, i: int):
         return self.inputs[i] if i < len(self.inputs) else None

@@ -16,9 +16,8 @@ from runtime.host_ops import HOST_OPS, NON_TENSOR_OPS
 from runtime.plan import CONTROL, Graph, PlanModel, Segment, Step
 
 from . import dtypes, frontend
-from .registry import domain_key, lookup
+from .registry import DATA_DEPENDENT_SHAPE, domain_key, lookup
 
-DATA_DEPENDENT_SHAPE = {"NonZero", "Compress", "Unique", "NonMaxSuppression"}
 NON_TENSOR = {"sequence", "optional", "string"}
 # Output kinds of host ops when shape inference says nothing.
 OUT_KIND = {op: "sequence" for op in ("SequenceEmpty", "SequenceConstruct", "SequenceInsert", "SequenceErase",

@@ -19,6 +19,12 @@ OUT_FUSABLE = "out-elementwise-fusable"   # matmul, conv: an epilogue may fuse i
 OPAQUE = "opaque"
 KINDS = (ELEMENTWISE, BROADCAST, INJECTIVE, REDUCTION, OUT_FUSABLE, OPAQUE)
 
+# Ops whose output shapes depend on input values (compiler/ops/dynamic.py): the IR
+# gives them a maximal shape, the kernel returns the count, and the graph returns
+# a slice -- so, for now, their data-dependent outputs may only be graph outputs
+# (compiler/passes/dynamic.py checks it).
+DATA_DEPENDENT_SHAPE = frozenset({"NonZero", "Compress", "Unique", "NonMaxSuppression"})
+
 
 @dataclass
 class OpDef:
@@ -33,9 +39,9 @@ class OpDef:
     domain: str = ""
 
 
-STD, ML = "", "ai.onnx.ml"
+STD, ML, TRAINING = "", "ai.onnx.ml", "ai.onnx.preview.training"
 REGISTRY: dict[str, OpDef] = {}                   # the standard domain
-DOMAINS: dict[str, dict] = {STD: REGISTRY, ML: {}}
+DOMAINS: dict[str, dict] = {STD: REGISTRY, ML: {}, TRAINING: {}}
 
 
 def domain_key(domain: str) -> str:

@@ -1,7 +1,9 @@
 """Elementwise and broadcasting ops: shape rule is numpy broadcasting.
 
 Their scalar semantics live with each target (targets/cpu/scalar.py); host
-folding covers integer shape arithmetic only.
+folding covers integer shape arithmetic, and float math only on nodes whose
+outputs decide a shape (`Node.shape_math`: a window size through float math
+into Range).
 """
 from __future__ import annotations
 
@@ -85,17 +87,22 @@ _INT_FOLD = {
 }
 
 
+_FLOAT_FOLD = dict(_INT_FOLD, Div=np.true_divide, Floor=np.floor, Ceil=np.ceil, Round=np.round,
+                   Sqrt=np.sqrt, Pow=np.power)
+
+
 def _int_fold(node, arrays):
-    if not all(a.dtype.kind in "iub" for a in arrays):
+    floats = node.shape_math and all(a.dtype.kind in "iubf" for a in arrays)
+    if not floats and not all(a.dtype.kind in "iub" for a in arrays):
         return None
     if node.op == "Where":
         return [np.where(*arrays)]
     if node.op == "Cast":
         to = dtypes.to_numpy(attr(node, "to"))
-        return [arrays[0].astype(to)] if to.kind in "iub" else None
+        return [arrays[0].astype(to)] if to.kind in "iub" or (floats and to.kind == "f") else None
     if node.op == "Mod" and not attr(node, "fmod", 0):
         return [np.mod(*arrays)]
-    fn = _INT_FOLD.get(node.op)
+    fn = (_FLOAT_FOLD if any(a.dtype.kind == "f" for a in arrays) else _INT_FOLD).get(node.op)
     if fn is None:
         return None
     out = arrays[0] if len(arrays) == 1 and node.op in VARIADIC else fn(*arrays) if node.op not in VARIADIC else _reduce(fn, arrays)

@@ -90,12 +90,14 @@ def _batchnorm_normalize(node, opset):
 
 
 def _batchnorm(node):
-    if attr(node, "training_mode", 0):
-        raise ShapeError("BatchNormalization: training_mode=1 is not supported")
-    return _same(node)[:1]
+    x = node.inputs[0]
+    if not attr(node, "training_mode", 0) and len(node.outputs) > 1:
+        raise ShapeError("BatchNormalization: running mean/var outputs need training_mode=1")
+    stat = (x.dtype, x.shape[1:2])
+    return [(x.dtype, x.shape), stat, stat][:len(node.outputs)]
 
 
-register("BatchNormalization", BROADCAST, _batchnorm, normalize=_batchnorm_normalize, max_outputs=1)
+register("BatchNormalization", BROADCAST, _batchnorm, normalize=_batchnorm_normalize, max_outputs=3)
 
 
 def _layernorm(node):

@@ -59,6 +59,8 @@ def _batchnorm(n: Node, b: Builder):
     per_channel = (x.shape[1],) + (1,) * (len(x.shape) - 2)
     shape = b.const(np.asarray(per_channel, np.int64))
     scale, bias, mean, var = (b.op("Reshape", [v, shape]) for v in (scale, bias, mean, var))
+    if attr(n, "training_mode", 0):
+        mean, var = _batch_stats(n, b, mean, var)
     eps = b.const(np.asarray(attr(n, "epsilon", 1e-5), dt))
     factor = b.op("Div", [scale, b.op("Sqrt", [b.op("Add", [var, eps])])])
     centred = b.op("Sub", [x, mean])
@@ -77,6 +79,24 @@ def _softmax(n: Node, b: Builder):
     axes = b.const(np.asarray([a], np.int64))
     e = b.op("Exp", [b.op("Sub", [x, b.op("ReduceMax", [x, axes], keepdims=1)])])
     b.op("Div", [e, b.op("ReduceSum", [e, axes], keepdims=1)], out=n.outputs[0])
+
+
+
+
+def _batch_stats(n: Node, b: Builder, running_mean, running_var):
+    """Training mode: the batch's mean and (biased) variance per channel, and
+    the running statistics updated with `momentum` as extra outputs."""
+    x = n.inputs[0]
+    axes = b.const(np.asarray([0] + list(range(2, len(x.shape))), np.int64))
+    mean = b.op("ReduceMean", [x, axes])
+    centred = b.op("Sub", [x, mean])
+    var = b.op("ReduceMean", [b.op("Mul", [centred, centred]), axes])
+    m = float(attr(n, "momentum", 0.9))
+    flat = b.const(np.asarray([x.shape[1]], np.int64))
+    for old, new, out in zip((running_mean, running_var), (mean, var), n.outputs[1:]):
+        kept = b.op("Mul", [old, b.const(np.asarray(m, x.dtype))])
+        b.op("Reshape", [b.op("Add", [kept, b.op("Mul", [new, b.const(np.asarray(1 - m, x.dtype))])]), flat], out=out)
+    return mean, var
 
 
 DECOMPOSE = {"Gemm": _gemm, "BatchNormalization": _batchnorm, "Softmax": _softmax}

@@ -22,9 +22,11 @@ from compiler.dtypes import is_held
 from compiler.ir import Node, Value
 from compiler.ops.common import attr
 
+from . import source
+
 BIT_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Slice", "Split",
            "Dropout", "DepthToSpace", "SpaceToDepth", "Tile", "Pad", "Gather", "GatherElements",
-           "GatherND", "OneHot", "ReverseSequence", "Trilu", "BitCast"}
+           "GatherND", "OneHot", "ReverseSequence", "Trilu", "BitCast", "Compress"}
 SCATTERS = {"Scatter", "ScatterElements", "ScatterND"}   # bit movers unless they reduce
 
 
@@ -66,8 +68,8 @@ def lower(node, em, fn):
     outs = [Value(v.name, np.dtype(np.float32), v.shape) if is_held(v.dtype) else v for v in node.outputs]
     fn(Node(node.op, ins, outs, node.attrs, node.name, node.domain, node.version), em)
     for v, w in zip(node.outputs, outs):
-        if w is not v:
-            res = em.alloc(v)
+        if w is not v:     # shaped as computed: a data-dependent output is smaller than its IR shape
+            res = em.define(v, f"{em.EMPTY}({em[w]}.shape, {source.dtype_name(v.dtype)})")
             em.emit(f"{em.lib('half')}.narrow_array({em[w]}, {res}, {code(v.dtype)}, {mode(node)})")
 
 

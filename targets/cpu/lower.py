@@ -129,10 +129,21 @@ def _expand(node, em):
 
 @lower("Dropout")
 def _dropout(node, em):
+    """Dropout is the identity unless it trains with a nonzero ratio, which needs
+    a random generator we do not have: refused at compile time when the ratio
+    and mode are constants, else checked at run time."""
     ratio, training = node.input(1), node.input(2)
     if training is not None and (training.const is None or bool(training.const)):
-        if ratio is None or ratio.const is None or float(ratio.const) != 0.0:
-            raise NotImplementedError("Dropout in training mode (random) is not supported")
+        if ratio is None or ratio.const is not None:
+            if ratio is None or float(ratio.const) != 0.0:
+                if training.const is not None:
+                    raise NotImplementedError("Dropout in training mode (random) is not supported")
+                em.emit(f"if {em[training]}.reshape(1)[0]:")
+                em.emit("    raise ValueError('Dropout in training mode (random) is not supported')")
+        else:
+            cond = "True" if training.const is not None else f"{em[training]}.reshape(1)[0]"
+            em.emit(f"if {cond} and {em[ratio]}.reshape(1)[0] != 0:")
+            em.emit("    raise ValueError('Dropout in training mode (random) is not supported')")
     em.define(node.outputs[0], em[node.inputs[0]], alias=True)
     if len(node.outputs) > 1:
         em.bind_const(node.outputs[1], np.ones(node.outputs[1].shape, np.bool_))

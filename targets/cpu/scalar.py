@@ -155,7 +155,9 @@ RENDER = {
     "BitShift": _bitshift, "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
 }
 # Ops that render as scalars only in some forms (per-axis parameters must broadcast numpy-style).
-RENDERABLE_WHEN = {"QuantizeLinear": broadcastable_params, "DequantizeLinear": broadcastable_params}
+RENDERABLE_WHEN = {"QuantizeLinear": broadcastable_params, "DequantizeLinear": broadcastable_params,
+                   "Dropout": lambda n: n.input(2) is None or (n.input(2).is_const and not n.input(2).const)}
+# (a Dropout that may train goes to its lowering, which checks the mode)
 for _op, _t in {**UNARY, **BINARY}.items():
     RENDER[_op] = (lambda t: lambda n, a, d: t.format(*a))(_t)
 for _op, (_t, _defaults) in ATTR_UNARY.items():
