@@ -6,7 +6,7 @@ from compiler.passes.fuse import fuse_elementwise
 
 from compiler.dtypes import is_small_float
 
-from . import half, lower, lower_index, lower_ml, lower_nn, lower_quant, lower_rnn, scalar  # noqa: F401 (lowerings register on import)
+from . import half, lower, lower_index, lower_ml, lower_nn, lower_quant, lower_rnn, lower_vision, scalar  # noqa: F401 (lowerings register on import)
 from .emitter import Emitter
 
 NAME = "cpu"
