@@ -297,6 +297,8 @@ def roi_align(x, rois, batch, out, scale, sampling_ratio, half_pixel, is_max):
                         pos[ph, pw, s, 2], wts[ph, pw, s, 2] = yhi * width + xlo, ly * hx
                         pos[ph, pw, s, 3], wts[ph, pw, s, 3] = yhi * width + xhi, ly * lx
         b = batch[r]
+        if b < 0 or b >= x.shape[0]:
+            raise IndexError("RoiAlign: batch index out of range")
         for c in range(x.shape[1]):
             img = x[b, c].reshape(height * width)
             for ph in range(ph_n):
