@@ -62,3 +62,22 @@ def _one_hot(node):
 
 
 register("OneHot", OPAQUE, _one_hot, value_inputs=(1,))
+
+
+def tensor_scatter_axis(node) -> int:
+    """TensorScatter's sequence axis; dim 0 is the batch the write indices run over."""
+    c, u = node.inputs[0].shape, node.inputs[1].shape
+    a = axis(attr(node, "axis", -2), len(c))
+    if a == 0 or len(u) != len(c) or any(c[i] != u[i] for i in range(len(c)) if i != a) or u[a] > c[a]:
+        raise ShapeError(f"TensorScatter: update {u} does not fit cache {c} on axis {a}")
+    if attr(node, "mode", "linear") not in ("linear", "circular"):
+        raise ShapeError(f"TensorScatter: unknown mode {attr(node, 'mode')!r}")
+    return a
+
+
+def _tensor_scatter(node):
+    tensor_scatter_axis(node)
+    return _same(node)
+
+
+register("TensorScatter", OPAQUE, _tensor_scatter)

@@ -144,3 +144,13 @@ def _gemm_normalize(node, opset):
 
 
 register("Gemm", OUT_FUSABLE, _gemm, normalize=_gemm_normalize)
+
+
+def _det(node):
+    s = node.inputs[0].shape
+    if len(s) < 2 or s[-1] != s[-2]:
+        raise ShapeError(f"Det: needs square matrices in the last two dims, got {s}")
+    return [(node.inputs[0].dtype, s[:-2])]
+
+
+register("Det", OPAQUE, _det)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import OPAQUE, REDUCTION, register
-from .common import attr, attr_to_input, axis, const_of, ints
+from .common import ShapeError, attr, attr_to_input, axis, const_of, ints
 
 REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
               "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"]
@@ -61,3 +61,19 @@ def _softmax_normalize(node, opset):
 
 for _op in ("Softmax", "LogSoftmax", "Hardmax"):
     register(_op, REDUCTION, lambda n: [(n.inputs[0].dtype, n.inputs[0].shape)], normalize=_softmax_normalize)
+
+
+def lp_norm_p(node) -> int:
+    p = int(attr(node, "p", 2))
+    if p not in (1, 2):
+        raise ShapeError(f"LpNormalization: p={p}, only 1 and 2 are defined")
+    return p
+
+
+def _lp_normalization(node):
+    lp_norm_p(node)
+    axis(attr(node, "axis", -1), len(node.inputs[0].shape))
+    return [(node.inputs[0].dtype, node.inputs[0].shape)]
+
+
+register("LpNormalization", REDUCTION, _lp_normalization)

@@ -159,7 +159,8 @@ def _depth_space(node, em):
         else:
             mid, perm = (n, c // (b * b), b, b, h, w), (0, 1, 4, 2, 5, 3)
     else:
-        mid, perm = (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4)
+        mid = (n, c, h // b, b, w // b, b)
+        perm = (0, 3, 5, 1, 2, 4) if attr(node, "mode", "DCR") == "DCR" else (0, 1, 3, 5, 2, 4)
     x = em[node.inputs[0]]
     out = node.outputs[0]
     t = transposed(em, f"{x}.reshape({source.ints(mid)})", mid, perm)
@@ -229,6 +230,17 @@ def _pad(node, em):
     em.launch(k, out.size, [res, em[x], em.const(np.asarray(before, np.int64)), val])
 
 
+def _lowest(dtype):
+    return False if dtype == np.bool_ else -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def _highest(dtype):
+    return True if dtype == np.bool_ else np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+
+
+EMPTY_EXTREMES = {"ReduceMax": _lowest, "ReduceMin": _highest}   # the value of an empty reduction
+
+
 @lower(*reduce_ops.REDUCE_OPS)
 def _reduce(node, em):
     x, out = node.inputs[0], node.outputs[0]
@@ -236,7 +248,10 @@ def _reduce(node, em):
     if not ax:
         em.define(out, em.copy_expr(em[x]))
         return
-    view, _, rows, _ = _rows_view(em, x, ax)
+    view, _, rows, n = _rows_view(em, x, ax)
+    if n == 0 and node.op in EMPTY_EXTREMES:    # the kernels' -inf/+inf is no identity for ints and bools
+        em.define(out, em.copy_expr(em.const(np.full(out.shape, EMPTY_EXTREMES[node.op](out.dtype), out.dtype))))
+        return
     fn = node.op[len("Reduce"):].lower() + "_rows"
     if fn == "sum_rows" and x.dtype.kind in "iub":
         fn = "int_sum_rows"
@@ -248,24 +263,37 @@ def _reduce(node, em):
 
 @lower("Softmax", "LogSoftmax", "Hardmax")
 def _softmax(node, em):
-    x, out = node.inputs[0], node.outputs[0]
     a, coerce = reduce_ops.softmax_axis(node)
+    kind = {"Softmax": 0, "LogSoftmax": 1, "Hardmax": 2}[node.op]
+    L = em.lib("reduce")
+    along_axis(em, node.inputs[0], node.outputs[0], a, coerce, lambda i, o: f"{L}.softmax_rows({i}, {o}, {kind})")
+
+
+@lower("LpNormalization")
+def _lp_normalization(node, em):
+    p = reduce_ops.lp_norm_p(node)
+    L = em.lib("reduce")
+    a = axis(attr(node, "axis", -1), len(node.inputs[0].shape))
+    along_axis(em, node.inputs[0], node.outputs[0], a, False, lambda i, o: f"{L}.lp_normalize_rows({i}, {o}, {p})")
+
+
+def along_axis(em, x, out, a, coerce, call):
+    """Emit `call(in_rows, out_rows)`, a row kernel on (rows, n) views with axis `a`
+    last (moved there and back by transposes); `coerce` flattens at `a` instead."""
     rank = len(x.shape)
     if coerce:
         rows = int(np.prod(x.shape[:a], dtype=np.int64))
         view, perm = f"{em[x]}.reshape({source.ints((rows, x.size // max(rows, 1)))})", list(range(rank))
     else:
         view, perm, rows, _ = _rows_view(em, x, (a,))
-    kind = {"Softmax": 0, "LogSoftmax": 1, "Hardmax": 2}[node.op]
-    L = em.lib("reduce")
     rows_n = source.ints((rows, x.size // max(rows, 1)))
     res = em.alloc(out)
     if perm == list(range(rank)):
-        em.emit(f"{L}.softmax_rows({view}, {res}.reshape({rows_n}), {kind})")
+        em.emit(call(view, f"{res}.reshape({rows_n})"))
         return
     t = em.tmp()
     em.emit(f"{t} = {em.empty(tuple(x.shape[p] for p in perm), out.dtype)}")
-    em.emit(f"{L}.softmax_rows({view}, {t}.reshape({rows_n}), {kind})")
+    em.emit(call(view, f"{t}.reshape({rows_n})"))
     transpose_into(em, t, tuple(x.shape[p] for p in perm), [int(i) for i in np.argsort(perm)], res)
 
 
@@ -337,3 +365,11 @@ def matmul_batched(em, a, b, res: str):
     """res = a @ b batch by batch (the linalg library); broadcast batches pick their operand by index."""
     fn = "matmul_batched" if np.dtype(a.dtype).kind == "f" else "matmul_batched_int"
     em.emit(f"{em.lib('linalg')}.{fn}({', '.join(matmul_operands(em, a, b, res))})")
+
+
+@lower("Det")
+def _det(node, em):
+    x, out = node.inputs[0], node.outputs[0]
+    n = x.shape[-1]
+    res = em.alloc(out)
+    em.emit(f"{em.lib('linalg')}.det_batched({em[x]}.reshape({source.ints((out.size, n, n))}), {res}.reshape({out.size}))")

@@ -161,3 +161,17 @@ def _reverse_sequence(node, em):
     res = em.alloc(out)
     em.emit(f"{L}.reverse_sequence({em[x]}.reshape({v3}), {em[lens]}, {res}.reshape({v3}), "
             f"{int(attr(node, 'batch_axis', 1))}, {int(attr(node, 'time_axis', 0))})")
+
+
+@lower("TensorScatter")
+def _tensor_scatter(node, em):
+    cache, upd, w, out = node.inputs[0], node.inputs[1], node.input(2), node.outputs[0]
+    a = index_ops.tensor_scatter_axis(node)
+
+    def view4(name, shape):
+        return f"{name}.reshape({source.ints((shape[0], _prod(shape[1:a]), shape[a], _prod(shape[a + 1:])))})"
+    idx = em.const(np.zeros(cache.shape[0], np.int64)) if w is None else em[w]
+    L = em.lib("indexing")
+    res = em.alloc(out)
+    em.emit(f"{L}.tensor_scatter({view4(em[cache], cache.shape)}, {view4(em[upd], upd.shape)}, {idx}, "
+            f"{view4(res, out.shape)}, {attr(node, 'mode', 'linear') == 'circular'})")

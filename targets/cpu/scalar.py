@@ -93,8 +93,14 @@ def _shrink(n, a, d):
 
 
 def _bitshift(n, a, d):
-    op = "<<" if n.attrs.get("direction") == "LEFT" else ">>"
-    return f"{a[0]} {op} {a[1]}"
+    """A shift by a negative amount or by the bit width or more gives 0 (a right
+    shift of a negative signed value: -1), as onnx.reference does."""
+    bits = np.dtype(d[0]).itemsize * 8
+    inside = f"0 <= {a[1]} < {bits}"
+    if n.attrs.get("direction") == "LEFT":
+        return f"({a[0]} << {a[1]} if {inside} else {typed(0, d[0])})"
+    fill = f"({typed(-1, d[0])} if {a[0]} < 0 else {typed(0, d[0])})" if np.dtype(d[0]).kind == "i" else typed(0, d[0])
+    return f"({a[0]} >> {a[1]} if {inside} else {fill})"
 
 
 def _quantize(n, a, d):

@@ -90,6 +90,13 @@ unique(x3, is_sorted) -> (y3, indices, inverse, counts)
     indices/inverse/counts int64.  Slices compare lexicographically in C order,
     NaN sorts last and all NaNs are equal (numpy 2 np.unique semantics).
 
+tensor_scatter(cache4, upd4, write_idx, out4, circular)
+    a = the sequence axis (>= 1); cache4 = cache.reshape(cache.shape[0],
+    prod(cache.shape[1:a]), cache.shape[a], -1); upd4 likewise from update (its
+    axis a may be shorter); write_idx int64 (batch,), zeros when absent; out4 as
+    cache4.  Row j of batch b lands at write_idx[b] + j (modulo the axis when
+    circular).  The KERNEL copies cache4 into out4 first.
+
 bfloat16 / float16 tensors: numba has no bfloat16, so the caller casts to float32
 and back (exact for every op here except arithmetic in cumulative/scatter reductions).
 """
@@ -725,3 +732,18 @@ def unique(x3, is_sorted):
             for t in range(inner):
                 y3[o, q, t] = x3[o, s, t]
     return y3, first, inverse, counts
+
+
+@njit(**_JIT)
+def tensor_scatter(cache4, upd4, write_idx, out4, circular):
+    out4[...] = cache4
+    n = cache4.shape[2]
+    for b in range(upd4.shape[0]):
+        for p in range(upd4.shape[1]):
+            for j in range(upd4.shape[2]):
+                t = write_idx[b] + j
+                if circular:
+                    t %= n
+                elif t < 0 or t >= n:
+                    raise IndexError("TensorScatter: write index out of range")
+                out4[b, p, t] = upd4[b, p, j]

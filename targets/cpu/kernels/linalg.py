@@ -23,3 +23,33 @@ def matmul_batched_int(a, b, out, a_index, b_index):
                 v = x[r, k]
                 for c in range(out.shape[2]):
                     out[i, r, c] += v * y[k, c]
+
+
+@njit(cache=True, error_model="numpy")
+def det_batched(x, out):
+    """out[i] = det(x[i]) on a (batch, n, n) view: LU with partial pivoting in float64."""
+    n = x.shape[1]
+    a = np.empty((n, n), np.float64)
+    for b in range(x.shape[0]):
+        for r in range(n):
+            for c in range(n):
+                a[r, c] = x[b, r, c]
+        d = 1.0
+        for k in range(n):
+            p = k
+            for r in range(k + 1, n):
+                if abs(a[r, k]) > abs(a[p, k]):
+                    p = r
+            if a[p, k] == 0.0:
+                d = 0.0
+                break
+            if p != k:
+                d = -d
+                for c in range(n):
+                    a[k, c], a[p, c] = a[p, c], a[k, c]
+            d *= a[k, k]
+            for r in range(k + 1, n):
+                f = a[r, k] / a[k, k]
+                for c in range(k + 1, n):
+                    a[r, c] -= f * a[k, c]
+        out[b] = d

@@ -132,6 +132,20 @@ def logsumexp_rows(x, out):
         out[r] = np.log(s) + m
 
 
+@njit(**_JIT)
+def lp_normalize_rows(x, out, p):
+    """x / ||x||_p per row (p 1 or 2), the norm in float64; a zero norm gives 0."""
+    rows, n = x.shape
+    for r in range(rows):
+        s = 0.0
+        for j in range(n):
+            v = np.float64(x[r, j])
+            s += abs(v) if p == 1 else v * v
+        norm = s if p == 1 else np.sqrt(s)
+        for j in range(n):
+            out[r, j] = 0.0 if norm == 0.0 else x[r, j] / norm
+
+
 SOFTMAX, LOGSOFTMAX, HARDMAX = range(3)
 
 
