@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import OPAQUE, REDUCTION, register
+from ..registry import REDUCTION, register
 from .common import ShapeError, attr, attr_to_input, axis, const_of, ints
 
 REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..registry import INJECTIVE, OPAQUE, register
+from ..registry import INJECTIVE, register
 from .common import ShapeError, attr, attr_to_input, axis, broadcast, const_of, ints
 
 I64 = np.dtype(np.int64)
