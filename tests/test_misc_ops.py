@@ -5,7 +5,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler import compile
+from compiler import frontend
 from compiler.frontend import CompileError
+from compiler.passes.dynamic import check_data_dependent
 from tests.helpers import F, model, reference
 
 I64 = TensorProto.INT64
@@ -73,11 +75,15 @@ def test_nonzero_and_unique_vary_with_data():
         np.testing.assert_array_equal(got, want)
 
 
-def test_data_dependent_output_feeding_a_node_is_a_clear_error():
+def test_data_dependent_output_feeding_a_node():
+    """The plan ends a segment after NonZero; inside one graph, the pass refuses it clearly."""
     m = model([helper.make_node("NonZero", ["x"], ["n"]), helper.make_node("Cast", ["n"], ["y"], to=F)],
               [("x", F, (3, 4))], [("y", F, [2, None])])
+    for x in (np.eye(3, 4, dtype=np.float32), np.ones((3, 4), np.float32)):
+        np.testing.assert_array_equal(compile(m)(x), np.stack(np.nonzero(x)).astype(np.float32))
+    graph = frontend.to_ir(frontend.prepare(m), {"x": (np.dtype(np.float32), (3, 4), None)})
     with pytest.raises(CompileError, match="data-dependent shape"):
-        compile(m)(np.eye(3, 4, dtype=np.float32))
+        check_data_dependent(graph)
 
 
 def test_compress_with_runtime_condition():
