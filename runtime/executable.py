@@ -37,6 +37,9 @@ class CompiledModel:
         self.device_outputs = device_outputs   # CUDA: hand back device arrays instead of numpy
         self.map_outputs = dict(map_outputs or {})  # name -> labels: ZipMap, zipped here on the host
         self._specs: dict = {}
+        self._by_shape: dict = {}   # input shapes -> specialisation: the per-call path skips spec_key's hash
+        self._names = {s["name"] for s in inputs}
+        self._dtypes = {s["name"]: dtype(s["dtype"]) for s in inputs}
         self._lock = threading.Lock()
         self.stats = {"built": 0, "loaded": 0}
         self.string_outputs = {k: np.array(v, dtype=object) for k, v in (string_outputs or {}).items()}
@@ -57,10 +60,9 @@ class CompiledModel:
         feeds = {}
         for spec, a in zip(self.inputs, args):
             feeds[spec["name"]] = a
-        names = {s["name"] for s in self.inputs}
         for k, a in kwargs.items():
-            if k not in names:
-                raise InputError(f"unknown input {k!r}; the model's inputs are {sorted(names)}")
+            if k not in self._names:
+                raise InputError(f"unknown input {k!r}; the model's inputs are {sorted(self._names)}")
             if k in feeds:
                 raise InputError(f"input {k!r} given twice")
             feeds[k] = a
@@ -71,7 +73,7 @@ class CompiledModel:
                 if spec["optional"]:
                     continue
                 raise InputError(f"missing input {name!r}")
-            checked[name] = _check(spec, feeds[name], dims)
+            checked[name] = _check(spec, feeds[name], dims, self._dtypes[name])
             if name in self.value_inputs and not isinstance(checked[name], np.ndarray):
                 checked[name] = checked[name].copy_to_host()   # its values pick the specialisation
         return checked
@@ -104,6 +106,12 @@ class CompiledModel:
         return h.hexdigest()[:24]
 
     def specialisation(self, feeds: dict):
+        quick = None
+        if not self.value_inputs:
+            quick = tuple(None if (a := feeds.get(s["name"])) is None else a.shape for s in self.inputs)
+            got = self._by_shape.get(quick)
+            if got is not None:
+                return got
         key = self.spec_key(feeds)
         got = self._specs.get(key)
         if got is not None:
@@ -113,6 +121,8 @@ class CompiledModel:
             if got is None:
                 got = self._load_or_build(key, feeds)
                 self._specs[key] = got
+        if quick is not None:
+            self._by_shape[quick] = got
         return got
 
     def _load_or_build(self, spec, feeds):
@@ -161,10 +171,12 @@ def dtype(name: str) -> np.dtype:
         return np.dtype(getattr(ml_dtypes, name))
 
 
-def _check(spec, a, dims):
+def _check(spec, a, dims, want):
     """The input as the graph takes it (a C-contiguous numpy or CUDA array), or an InputError."""
-    name, want = spec["name"], dtype(spec["dtype"])
-    if devices.is_cuda_array(a):
+    name = spec["name"]
+    if type(a) is np.ndarray:
+        pass
+    elif devices.is_cuda_array(a):
         a = devices.as_device_array(a)
         if not a.is_c_contiguous():
             raise InputError(f"input {name!r}: a CUDA array must be C-contiguous")
@@ -184,7 +196,9 @@ def _check(spec, a, dims):
             if isinstance(d, str):
                 if dims.setdefault(d, (n, name))[0] != n:
                     raise InputError(f"input {name!r}: dim {i} ({d!r}) is {n}, but {d!r} is {dims[d][0]} in input {dims[d][1]!r}")
-    return a if not isinstance(a, np.ndarray) else np.require(a, requirements="C")
+    if not isinstance(a, np.ndarray) or a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a)
 
 
 def _zip_rows(probs, labels) -> list:

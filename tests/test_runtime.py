@@ -89,8 +89,8 @@ def test_second_process_loads_from_disk_and_corruption_is_rebuilt(tmp_path):
     assert (built, loaded) == ("1", "0")
     built, loaded, total2 = _run_in_new_process(LOAD, path, cache).split()
     assert (built, loaded) == ("0", "1") and total2 == total
-    for npz in glob.glob(os.path.join(cache, "models", "*", "*.npz")):   # corrupt the weights
-        with open(npz, "r+b") as f:
+    for blob in glob.glob(os.path.join(cache, "models", "*", "*.bin")):   # corrupt the weights
+        with open(blob, "r+b") as f:
             f.seek(60)
             f.write(b"garbage!")
     built, loaded, total3 = _run_in_new_process(LOAD, path, cache).split()
