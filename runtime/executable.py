@@ -40,6 +40,7 @@ class CompiledModel:
         self._by_shape: dict = {}   # input shapes -> specialisation: the per-call path skips spec_key's hash
         self._names = {s["name"] for s in inputs}
         self._dtypes = {s["name"]: dtype(s["dtype"]) for s in inputs}
+        self._bits = {n: BITS.get(d.name) for n, d in self._dtypes.items()}   # inputs held as bit patterns
         self._lock = threading.Lock()
         self.stats = {"built": 0, "loaded": 0}
         self.string_outputs = {k: np.array(v, dtype=object) for k, v in (string_outputs or {}).items()}
@@ -80,7 +81,11 @@ class CompiledModel:
 
     def _call(self, feeds: dict):
         fn, (names, consts, device, views) = self.specialisation(feeds)
-        outs = fn(*[device.place_input(as_bits(feeds[n])) for n in names], *consts)
+        bits = self._bits
+        args = [a if (b := bits.get(n)) is None else a.view(b) for n in names for a in (feeds[n],)]
+        if device.name != "host":
+            args = [device.place_input(a) for a in args]
+        outs = fn(*args, *consts)
         outs = device.finish(outs, self.device_outputs)
         if any(views):
             outs = tuple(o if v is None else o.view(dtype(v)) for o, v in zip(outs, views))
@@ -155,11 +160,6 @@ class CompiledModel:
 # Types without Numba CPU arithmetic cross the boundary as their bit patterns.
 BITS = {"float16": np.dtype(np.uint16), "bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),
         "float8_e4m3fnuz": np.dtype(np.uint8), "float8_e5m2": np.dtype(np.uint8), "float8_e5m2fnuz": np.dtype(np.uint8)}
-
-
-def as_bits(a: np.ndarray) -> np.ndarray:
-    bits = BITS.get(a.dtype.name)
-    return a if bits is None else a.view(bits)
 
 
 def dtype(name: str) -> np.dtype:
