@@ -148,8 +148,7 @@ class CompiledModel:
         device = devices.get(manifest.get("device", "host"))
         graph = self.cache.import_graph(manifest)
         if os.environ.get("ONNXJIT_DEBUG"):
-            with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
-                print(f.read())
+            _print_generated(self.cache.src, manifest["module"])
         return graph, (manifest["args"], device.place_consts(consts), device, manifest.get("views") or [])
 
     def warm(self, feeds: dict):
@@ -199,6 +198,17 @@ def _check(spec, a, dims, want):
     if not isinstance(a, np.ndarray) or a.flags.c_contiguous:
         return a
     return np.ascontiguousarray(a)
+
+
+def _print_generated(src: str, module: str):
+    """The graph module, then each generated kernel module it imports (libraries left out)."""
+    with open(os.path.join(src, module + ".py")) as f:
+        text = f.read()
+    print(text)
+    for line in text.splitlines():
+        if line.startswith("from ") and line.endswith(" import kernel as " + line.split()[-1]):
+            with open(os.path.join(src, line.split()[1] + ".py")) as f:
+                print(f"# {line.split()[-1]}:", f.read(), sep="\n")
 
 
 def _zip_rows(probs, labels) -> list:
