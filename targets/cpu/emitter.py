@@ -13,8 +13,8 @@ from . import source
 
 KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 NJIT = "@njit(cache=True, error_model='numpy')"
-GRAPH_JIT_MAX_LINES = 64   # graph functions up to this many lines are @njit (see Emitter.jit_graph)
 NJIT_PARALLEL = "@njit(cache=True, error_model='numpy', parallel=True)"
+GRAPH_JIT_MAX_LINES = 64   # graph functions up to this many lines are @njit (see Emitter.jit_graph)
 
 
 class Emitter:
