@@ -85,7 +85,8 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
         return program
 
     inputs = [{"name": s.name, "dtype": s.dtype, "shape": s.shape, "optional": s.optional} for s in specs]
-    key = model_key(data, target, dict(options, compiler=source_fingerprint()))
+    key = model_key(data, target, dict(options, compiler=source_fingerprint(),
+                                       graph_jit=os.environ.get("ONNXJIT_GRAPH_JIT", "auto")))
     fn = CompiledModel(inputs, outputs, value_inputs, key,
                        Cache(cache_dir), builder, string_outputs, device_outputs=device_outputs,
                        map_outputs=map_outputs)

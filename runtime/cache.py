@@ -71,12 +71,12 @@ class Cache:
             if not (os.path.exists(path) and _sha_file(path) == sha256(data)):
                 _atomic_write(path, data)
             files[name] = sha256(data)
-        consts_path = os.path.join(self.root, "models", key, spec + ".npz")
-        buf = _npz_bytes(program["consts"])
+        consts_path = os.path.join(self.root, "models", key, spec + ".bin")
+        buf, layout = _pack(program["consts"])
         _atomic_write(consts_path, buf)
         manifest = {"module": module, "files": files, "consts": os.path.basename(consts_path),
-                    "consts_sha256": sha256(buf), "args": program["args"],
-                    "n_consts": len(program["consts"]), "device": program.get("device", "host"),
+                    "consts_sha256": sha256(buf), "consts_layout": layout, "args": program["args"],
+                    "device": program.get("device", "host"),
                     "views": program.get("views", [])}
         _atomic_write(self.entry_path(key, spec), json.dumps(manifest, indent=1).encode())
         return manifest
@@ -94,11 +94,9 @@ class Cache:
                 if _sha_file(os.path.join(self.src, name + ".py")) != digest:
                     return None
             consts_path = os.path.join(os.path.dirname(path), manifest["consts"])
-            with open(consts_path, "rb") as f:
-                data = f.read()
-            if sha256(data) != manifest["consts_sha256"]:
+            consts = _unpack(consts_path, manifest["consts_layout"], manifest["consts_sha256"])
+            if consts is None:
                 return None
-            consts = _npz_load(data, manifest["n_consts"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return manifest, consts
@@ -122,14 +120,38 @@ def _sha_file(path: str) -> str | None:
         return None
 
 
-def _npz_bytes(arrays) -> bytes:
-    import io
-    buf = io.BytesIO()
-    np.savez(buf, *arrays)
-    return buf.getvalue()
+ALIGN = 64
 
 
-def _npz_load(data: bytes, n: int) -> list:
-    import io
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        return [np.require(z[f"arr_{i}"], requirements="C") for i in range(n)]
+def _pack(arrays) -> tuple[bytes, list]:
+    """The constants as one flat blob (each array 64-byte aligned) and their
+    (dtype, shape, offset): loading is one read and zero-copy views, no zip."""
+    layout, parts, offset = [], [], 0
+    for a in arrays:
+        a = np.asarray(a)
+        pad = -offset % ALIGN
+        parts.append(b"\0" * pad)
+        offset += pad
+        layout.append([a.dtype.str, list(a.shape), offset])
+        parts.append(a.tobytes())
+        offset += a.nbytes
+    return b"".join(parts), layout
+
+
+def _unpack(path: str, layout: list, digest: str):
+    """The arrays of a blob written by _pack, or None if it is not the one the manifest names."""
+    size = os.path.getsize(path)
+    buf = bytearray(size)             # writable, so Numba types the arrays as it did at build time
+    with open(path, "rb") as f:
+        if f.readinto(buf) != size:
+            return None
+    if hashlib.sha256(buf).hexdigest() != digest:
+        return None
+    out = []
+    for dt, shape, offset in layout:
+        dt = np.dtype(dt)
+        n = int(np.prod(shape, dtype=np.int64))
+        if offset + n * dt.itemsize > size:
+            return None
+        out.append(np.frombuffer(buf, dt, n, offset).reshape(shape))
+    return out

@@ -75,20 +75,26 @@ class CompiledModel(Callable):
         self.device_outputs = device_outputs   # CUDA: hand back device arrays instead of numpy
         self.map_outputs = dict(map_outputs or {})  # name -> labels: ZipMap, zipped here on the host
         self._specs: dict = {}
-        self._keys: dict = {}    # input shapes -> spec key, when no input's value is in the key
+        self._by_shape: dict = {}   # input shapes -> specialisation: the per-call path skips spec_key's hash
+        self._dtypes = {s["name"]: dtype(s["dtype"]) for s in inputs}
+        self._bits = {n: BITS.get(d.name) for n, d in self._dtypes.items()}   # inputs held as bit patterns
         self._lock = threading.Lock()
         self.stats = {"built": 0, "loaded": 0}
         self.string_outputs = {k: np.array(v, dtype=object) for k, v in (string_outputs or {}).items()}
 
     def _checked(self, spec, a, dims):
-        a = _check(spec, a, dims)
+        a = _check(spec, a, dims, self._dtypes[spec["name"]])
         if spec["name"] in self.value_inputs and not isinstance(a, np.ndarray):
             a = a.copy_to_host()   # its values pick the specialisation
         return a
 
     def _call(self, feeds: dict):
         fn, (names, consts, device, views) = self.specialisation(feeds)
-        outs = fn(*[device.place_input(as_bits(feeds[n])) for n in names], *consts)
+        bits = self._bits
+        args = [a if (b := bits.get(n)) is None else a.view(b) for n in names for a in (feeds[n],)]
+        if device.name != "host":
+            args = [device.place_input(a) for a in args]
+        outs = fn(*args, *consts)
         outs = device.finish(outs, self.device_outputs)
         if any(views):
             outs = tuple(o if v is None else o.view(dtype(v)) for o, v in zip(outs, views))
@@ -102,15 +108,6 @@ class CompiledModel(Callable):
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:
-        if self.value_inputs:
-            return self._hash_key(feeds)
-        shapes = tuple(None if (a := feeds.get(s["name"])) is None else a.shape for s in self.inputs)
-        key = self._keys.get(shapes)
-        if key is None:      # hashing is slow next to a small call (a loop body's)
-            key = self._keys[shapes] = self._hash_key(feeds)
-        return key
-
-    def _hash_key(self, feeds: dict) -> str:
         h = hashlib.sha256()
         for spec in self.inputs:
             a = feeds.get(spec["name"])
@@ -123,6 +120,12 @@ class CompiledModel(Callable):
         return h.hexdigest()[:24]
 
     def specialisation(self, feeds: dict):
+        quick = None
+        if not self.value_inputs:
+            quick = tuple(None if (a := feeds.get(s["name"])) is None else a.shape for s in self.inputs)
+            got = self._by_shape.get(quick)
+            if got is not None:
+                return got
         key = self.spec_key(feeds)
         got = self._specs.get(key)
         if got is not None:
@@ -132,6 +135,8 @@ class CompiledModel(Callable):
             if got is None:
                 got = self._load_or_build(key, feeds)
                 self._specs[key] = got
+        if quick is not None:
+            self._by_shape[quick] = got
         return got
 
     def _load_or_build(self, spec, feeds):
@@ -152,8 +157,7 @@ class CompiledModel(Callable):
         device = devices.get(manifest.get("device", "host"))
         graph = self.cache.import_graph(manifest)
         if os.environ.get("ONNXJIT_DEBUG"):
-            with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
-                print(f.read())
+            _print_generated(self.cache.src, manifest["module"])
         return graph, (manifest["args"], device.place_consts(consts), device, manifest.get("views") or [])
 
     def warm(self, feeds: dict):
@@ -167,13 +171,6 @@ BITS.update({name: np.dtype(np.uint8) for name in ("float8_e4m3fn", "float8_e4m3
                                                   "float4_e2m1fn", "float8_e8m0fnu", "int4", "uint4", "int2", "uint2")})
 
 
-def as_bits(a: np.ndarray) -> np.ndarray:
-    if a.dtype.itemsize > 2 or a.dtype.kind in "biu":
-        return a    # the common case, without the slow dtype.name
-    bits = BITS.get(a.dtype.name)
-    return a if bits is None else a.view(bits)
-
-
 def dtype(name: str) -> np.dtype:
     """A dtype by name; bfloat16 and friends come from ml_dtypes."""
     try:
@@ -183,10 +180,13 @@ def dtype(name: str) -> np.dtype:
         return np.dtype(getattr(ml_dtypes, name))
 
 
-def _check(spec, a, dims):
+def _check(spec, a, dims, want=None):
     """The input as the graph takes it (a C-contiguous numpy or CUDA array), or an InputError."""
-    name, want = spec["name"], dtype(spec["dtype"])
-    if devices.is_cuda_array(a):
+    name = spec["name"]
+    want = dtype(spec["dtype"]) if want is None else want
+    if type(a) is np.ndarray:
+        pass
+    elif devices.is_cuda_array(a):
         a = devices.as_device_array(a)
         if not a.is_c_contiguous():
             raise InputError(f"input {name!r}: a CUDA array must be C-contiguous")
@@ -206,7 +206,20 @@ def _check(spec, a, dims):
             if isinstance(d, str):
                 if dims.setdefault(d, (n, name))[0] != n:
                     raise InputError(f"input {name!r}: dim {i} ({d!r}) is {n}, but {d!r} is {dims[d][0]} in input {dims[d][1]!r}")
-    return a if not isinstance(a, np.ndarray) else np.require(a, requirements="C")
+    if not isinstance(a, np.ndarray) or a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a)
+
+
+def _print_generated(src: str, module: str):
+    """The graph module, then each generated kernel module it imports (libraries left out)."""
+    with open(os.path.join(src, module + ".py")) as f:
+        text = f.read()
+    print(text)
+    for line in text.splitlines():
+        if line.startswith("from ") and line.endswith(" import kernel as " + line.split()[-1]):
+            with open(os.path.join(src, line.split()[1] + ".py")) as f:
+                print(f"# {line.split()[-1]}:", f.read(), sep="\n")
 
 
 def _zip_rows(probs, labels) -> list:

@@ -89,8 +89,8 @@ def test_second_process_loads_from_disk_and_corruption_is_rebuilt(tmp_path):
     assert (built, loaded) == ("1", "0")
     built, loaded, total2 = _run_in_new_process(LOAD, path, cache).split()
     assert (built, loaded) == ("0", "1") and total2 == total
-    for npz in glob.glob(os.path.join(cache, "models", "*", "*.npz")):   # corrupt the weights
-        with open(npz, "r+b") as f:
+    for blob in glob.glob(os.path.join(cache, "models", "*", "*.bin")):   # corrupt the weights
+        with open(blob, "r+b") as f:
             f.seek(60)
             f.write(b"garbage!")
     built, loaded, total3 = _run_in_new_process(LOAD, path, cache).split()
@@ -119,3 +119,28 @@ def test_cli_runs_the_bundled_model(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "output probs: float32[1, 10]" in out.stdout
     assert "cold compile" in out.stdout and "warm load" in out.stdout and "per-call latency" in out.stdout
+
+
+def test_identical_kernels_are_one_module_shared_by_models(tmp_path):
+    """A kernel's module is named by its text, so two models (or two shapes of one)
+    that generate the same kernel share its source file and Numba's cache of it."""
+    def relu_exp(shape, weight):
+        return model([helper.make_node("Mul", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["r"])],
+                     [("x", F, shape)], [("r", F, shape)], {"w": np.full(shape, weight, np.float32)})
+    fns = [compile(relu_exp(s, w), cache_dir=str(tmp_path)) for s, w in (([2, 4], 0.5), ([3, 5], -2.0))]
+    assert len(glob.glob(os.path.join(str(tmp_path), "src", "onnxjit_k_*.py"))) == 1
+    for fn, (s, w) in zip(fns, (([2, 4], 0.5), ([3, 5], -2.0))):
+        x = np.random.default_rng(1).standard_normal(s).astype(np.float32)
+        np.testing.assert_allclose(fn(x), np.maximum(x * np.float32(w), 0))
+
+
+def test_big_graphs_run_as_python_and_match(tmp_path, monkeypatch):
+    """Above the line limit the graph function is plain Python calling the same kernels."""
+    m = two_output_model()
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    monkeypatch.setenv("ONNXJIT_GRAPH_JIT", "0")
+    fn = compile(m, cache_dir=str(tmp_path))
+    for got, want in zip(fn(x), reference(m, {"x": x})):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    src = glob.glob(os.path.join(str(tmp_path), "src", "onnxjit_g_*.py"))
+    assert len(src) == 1 and "@njit(cache=True, error_model='numpy')\ndef graph" not in open(src[0]).read()

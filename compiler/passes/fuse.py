@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import networkx as nx
-
 from ..ir import Graph, Node
 from ..registry import BROADCAST, ELEMENTWISE, lookup
 
@@ -51,7 +49,7 @@ def fuse_elementwise(graph: Graph, supports, enabled: bool = True) -> Graph:
             if other[-1] is not p:      # p must be its group's root (output)
                 continue
             merged = other + group
-            if _creates_cycle(graph, group_of, merged):
+            if _creates_cycle(users, group_of, merged):
                 continue
             for m in merged:
                 group_of[m] = merged
@@ -59,16 +57,23 @@ def fuse_elementwise(graph: Graph, supports, enabled: bool = True) -> Graph:
     return _rebuild(graph, group_of)
 
 
-def _creates_cycle(graph, group_of, merged) -> bool:
+def _creates_cycle(users, group_of, merged) -> bool:
+    """Would `merged` as one node close a cycle? Yes when a path leaves it and
+    comes back; a group already formed counts as one node (enter one member,
+    leave from any). A walk over consumers, linear in the graph per merge."""
     members = set(merged)
-    g = graph.to_networkx()
-    label = {}
-    for n in graph.nodes:
-        label[n] = "G" if n in members else (id(group_of[n]) if n in group_of else id(n))
-    q = nx.DiGraph()
-    q.add_nodes_from(set(label.values()))
-    q.add_edges_from((label[a], label[b]) for a, b in g.edges if label[a] != label[b])
-    return not nx.is_directed_acyclic_graph(q)
+    seen: set = set()
+    stack = [u for m in merged for v in m.outputs for u in users.get(v, ()) if u not in members]
+    while stack:
+        n = stack.pop()
+        if n in members:
+            return True
+        if n in seen:
+            continue
+        group = group_of.get(n, (n,))
+        seen.update(group)
+        stack.extend(u for g in group for v in g.outputs for u in users.get(v, ()) if u not in seen)
+    return False
 
 
 def _rebuild(graph, group_of) -> Graph:

@@ -17,6 +17,19 @@ def _f(node, key, default):
     return num(float(node.attrs.get(key, default)))
 
 
+def _f32(dt) -> bool:
+    return np.dtype(dt) == np.float32
+
+
+def _erf(n, a, d):
+    """float32 through the vectorisable rational erf (L_scalar.erf32), others through libm."""
+    return f"L_scalar.erf32({a[0]})" if _f32(d[0]) else f"math.erf({a[0]})"
+
+
+def _tanh(n, a, d):
+    return f"L_scalar.tanh32({a[0]})" if _f32(d[0]) else f"np.tanh({a[0]})"
+
+
 def _isfloat(dt) -> bool:
     return np.dtype(dt).kind == "f"
 
@@ -76,8 +89,12 @@ def _cast(n, a, d):
 
 def _gelu(n, a, d):
     x = a[0]
+    f = "np.float32" if _f32(d[0]) else ""
     if n.attrs.get("approximate", "none") == "tanh":
-        return f"0.5 * {x} * (1.0 + np.tanh(0.7978845608028654 * ({x} + 0.044715 * {x} * {x} * {x})))"
+        inner = f"{f}(0.7978845608028654) * ({x} + {f}(0.044715) * {x} * {x} * {x})"
+        return f"{f}(0.5) * {x} * ({f}(1.0) + {_tanh(n, [inner], d)})"
+    if _f32(d[0]):
+        return f"np.float32(0.5) * {x} * (np.float32(1.0) + L_scalar.erf32({x} * np.float32(0.7071067811865476)))"
     return f"0.5 * {x} * (1.0 + math.erf({x} * 0.7071067811865476))"
 
 
@@ -124,8 +141,8 @@ UNARY = {
     "Abs": "abs({0})", "Neg": "-{0}", "Exp": "np.exp({0})", "Log": "np.log({0})",
     "Sqrt": "np.sqrt({0})", "Reciprocal": "1.0 / {0}", "Sin": "np.sin({0})", "Cos": "np.cos({0})",
     "Tan": "np.tan({0})", "Asin": "np.arcsin({0})", "Acos": "np.arccos({0})", "Atan": "np.arctan({0})",
-    "Sinh": "np.sinh({0})", "Cosh": "np.cosh({0})", "Tanh": "np.tanh({0})", "Asinh": "np.arcsinh({0})",
-    "Acosh": "np.arccosh({0})", "Atanh": "np.arctanh({0})", "Erf": "math.erf({0})",
+    "Sinh": "np.sinh({0})", "Cosh": "np.cosh({0})", "Asinh": "np.arcsinh({0})",
+    "Acosh": "np.arccosh({0})", "Atanh": "np.arctanh({0})",
     "Floor": "np.floor({0})", "Ceil": "np.ceil({0})", "Round": "np.rint({0})", "Sign": "np.sign({0})",
     "Sigmoid": "1.0 / (1.0 + np.exp(-np.float64({0})))", "Relu": "np.maximum({0}, 0)",
     "Softsign": "{0} / (1.0 + abs({0}))", "Softplus": "np.log(np.exp(np.float64({0})) + 1.0)",
@@ -157,7 +174,7 @@ BINARY = {
 RENDER = {
     "Div": _div, "Pow": _pow, "Mod": _mod, "Max": _variadic(_max), "Min": _variadic(_min),
     "Sum": _variadic(lambda x, y, dt: f"{x} + {y}"), "Mean": _mean, "Clip": _clip,
-    "Cast": _cast, "CastLike": _cast, "Gelu": _gelu, "IsInf": _isinf, "Shrink": _shrink,
+    "Cast": _cast, "CastLike": _cast, "Gelu": _gelu, "Erf": _erf, "Tanh": _tanh, "IsInf": _isinf, "Shrink": _shrink,
     "BitShift": _bitshift, "QuantizeLinear": _quantize, "DequantizeLinear": _dequantize,
 }
 # Ops that render as scalars only in some forms (per-axis parameters must broadcast numpy-style).

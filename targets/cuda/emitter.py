@@ -12,6 +12,7 @@ CUDA_JIT = "@cuda.jit(cache=True)"
 class CudaEmitter(Emitter):
     KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
     LIB_PREFIX = "onnxjit_cudalib_"
+    KERNEL_PREFIX = "onnxjit_cudak_"
     HEADER = ("import math", "import numpy as np", "from numba import cuda")
     GRAPH_DECORATOR = None          # the graph function runs on the host
     EMPTY = "cuda.device_array"

@@ -163,20 +163,27 @@ def softmax_rows(x, out, kind):
             if n:
                 out[r, best] = 1
             continue
-        m = -np.inf
-        for j in range(n):
+        if n == 0:
+            continue
+        m = x[r, 0]               # x's type: a float32 row's exp is expf, once per element
+        for j in range(1, n):
             if x[r, j] > m:
                 m = x[r, j]
         s = 0.0
-        for j in range(n):
-            s += np.exp(np.float64(x[r, j]) - m)
         if kind == SOFTMAX:
             for j in range(n):
-                out[r, j] = np.exp(np.float64(x[r, j]) - m) / s
-        else:
-            ls = np.log(s)
+                e = np.exp(x[r, j] - m)
+                out[r, j] = e
+                s += e
+            inv = 1.0 / s
             for j in range(n):
-                out[r, j] = np.float64(x[r, j]) - m - ls
+                out[r, j] = out[r, j] * inv
+            continue
+        for j in range(n):
+            s += np.exp(np.float64(x[r, j]) - m)
+        ls = np.log(s)
+        for j in range(n):
+            out[r, j] = np.float64(x[r, j]) - m - ls
 
 
 @njit(cache=True, error_model="numpy")

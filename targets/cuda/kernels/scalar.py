@@ -74,6 +74,17 @@ def cosh(x):
 
 
 @dev
+def erf32(x):
+    """The CPU's vectorisable float32 erf (targets/cpu/kernels/scalar.py); here the device's own."""
+    return math.erf(x)
+
+
+@dev
+def tanh32(x):
+    return math.tanh(x)
+
+
+@dev
 def tanh(x):
     return math.tanh(x)
 
