@@ -220,7 +220,7 @@ class InputSpec:
     dtype: str          # numpy dtype name ("object" for strings); a sequence's or optional's element's
     shape: tuple        # ints, symbolic names (str) or None for unknown dims
     optional: bool      # has an initializer default, or is an optional
-    kind: str = "tensor"    # or "sequence", "optional"
+    kind: str = "tensor"    # or "sequence", "optional", "map"
     elem: "InputSpec | None" = None   # a sequence's or an optional's element
 
 
@@ -237,8 +237,10 @@ def _spec(name, tp, has_default) -> InputSpec:
         elem = _spec(name, getattr(tp, which).elem_type, False)
         kind = which.split("_")[0]
         return InputSpec(name, elem.dtype, elem.shape, has_default or kind == "optional", kind, elem)
+    if which == "map_type":     # a dict, for host ops (DictVectorizer)
+        return InputSpec(name, "object", None, has_default, "map")
     if which != "tensor_type":
-        raise UnsupportedModel(f"input {name!r}: only tensor, sequence and optional inputs are supported")
+        raise UnsupportedModel(f"input {name!r}: only tensor, sequence, optional and map inputs are supported")
     tt = tp.tensor_type
     dt = "object" if tt.elem_type == onnx.TensorProto.STRING else dtypes.to_numpy(tt.elem_type).name
     shape = None

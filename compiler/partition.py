@@ -18,7 +18,7 @@ from runtime.plan import CONTROL, Graph, PlanModel, Segment, Step
 from . import dtypes, frontend
 from .registry import DATA_DEPENDENT_SHAPE, domain_key, lookup
 
-NON_TENSOR = {"sequence", "optional", "string"}
+NON_TENSOR = {"sequence", "optional", "string", "map"}
 # Output kinds of host ops when shape inference says nothing.
 OUT_KIND = {op: "sequence" for op in ("SequenceEmpty", "SequenceConstruct", "SequenceInsert", "SequenceErase",
                                       "SplitToSequence", "SequenceMap")}

@@ -209,7 +209,7 @@ class PlanModel(Callable):
 
 def check_value(spec, a, dims):
     """A tensor checked as CompiledModel does; a sequence as a list of checked
-    tensors (each with its own dims); an optional as None or its element."""
+    tensors (each with its own dims); an optional as None or its element; a map as a dict."""
     kind = spec.get("kind", "tensor")
     if kind == "optional":
         return None if a is None else check_value(spec["elem"], a, dims)
@@ -217,6 +217,10 @@ def check_value(spec, a, dims):
         if not isinstance(a, (list, tuple)):
             raise InputError(f"input {spec['name']!r}: expected a sequence (a list of arrays), got {type(a).__name__}")
         return [check_value(spec["elem"], x, {}) for x in a]
+    if kind == "map":
+        if not isinstance(a, dict):
+            raise InputError(f"input {spec['name']!r}: expected a map (a dict), got {type(a).__name__}")
+        return a
     if spec["dtype"] == "object":
         a = np.asarray(a, dtype=object)
     return _check(spec, a, dims)

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper
 
 from compiler import compile
 from compiler.host_attrs import node_attrs
+from runtime import InputError
 from runtime.host_strings import ML, NON_TENSOR_OPS, OPS
 from tests.conformance import _array, cases, compare
 
@@ -227,6 +228,24 @@ def test_dict_vectorizer_sklearn():
         assert got.dtype == np.float32 and got.shape == (1, len(dv.feature_names_))
     got = run_node(node, rows)[0]
     np.testing.assert_allclose(got, dv.transform(rows))
+
+
+def test_dict_vectorizer_pipeline_compiled(cache):
+    """A map input end to end: DictVectorizer on the host, the regressor compiled."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import DictionaryType, FloatTensorType, StringTensorType
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    rows = [{"a": 1.0, "b": 2.0}, {"b": 3.0, "c": 1.5}, {"a": 0.5, "c": 2.0}, {"a": 2.0, "b": -1.0}]
+    pipe = make_pipeline(DictVectorizer(sparse=False), LinearRegression()).fit(rows, [1.0, 2.0, 3.0, 0.5])
+    m = skl2onnx.to_onnx(pipe, initial_types=[("x", DictionaryType(StringTensorType([]), FloatTensorType([])))],
+                         target_opset=17)
+    fn = compile(m, cache_dir=cache)
+    for row in rows + [{"c": 4.0}]:
+        np.testing.assert_allclose(fn(row).reshape(-1), pipe.predict([row]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="expected a map"):
+        fn([1.0, 2.0])
 
 
 def test_dict_vectorizer_int_keys_onnxruntime():
