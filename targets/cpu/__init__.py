@@ -43,6 +43,9 @@ def build_program(graph, options: dict, lowerings: dict, em, supports, target: s
             name = em.copy_expr(name)     # never hand out a view of an input or constant
         seen.add(v)
         outs.append(name)
-    text, libs = em.module(len(graph.inputs), outs)
+    try:
+        text, libs = em.module(len(graph.inputs), outs)
+    except NotImplementedError as e:
+        raise LoweringError(str(e)) from None
     views = [v.dtype.name if is_held(v.dtype) else None for v in graph.outputs]   # outputs held as bits
     return {"source": text, "libs": libs, "consts": em.consts, "views": views, "fused_graph": graph}
