@@ -161,7 +161,10 @@ def _unfold_wide(xp_flat, cg, kernel, sd, dilations, dims_p, OD, OH, col):
 
 # Epilogue codes (the lowering passes them as ints): out = act(conv + bias [+ residual]).
 ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SILU, ACT_LEAKY = range(8)
-PAR_MIN_FLOPS = 1 << 21   # below this a conv runs on one thread (a fork costs more than it saves)
+# Below this a direct conv runs on one thread. A fork costs ~2 us on an idle machine but
+# 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
+# took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
+PAR_MIN_FLOPS = 1 << 24
 
 
 @njit(cache=True, error_model="numpy", inline="always")
