@@ -7,10 +7,12 @@ import os
 import time
 
 from runtime import Cache, CompiledModel, model_key
+from runtime import threads as thread_settings
 
 from . import frontend, partition
 from .dtypes import UnsupportedDType
 from .ops.ml import split_zipmaps, string_label_outputs
+from .passes.conv_bn import fold_conv_batchnorm
 from .passes.decompose import decompose
 from .passes.dynamic import check_data_dependent
 from .passes.fuse import fusion_enabled
@@ -40,24 +42,31 @@ def get_target(name: str):
     return importlib.import_module(TARGETS[name])
 
 
-def lower_to_ir(model, feeds: dict):
+def lower_to_ir(model, feeds: dict, fusion: bool = True):
     graph = frontend.to_ir(model, feeds)
+    if fusion:   # folds that change rounding follow the fusion switch
+        graph = fold_conv_batchnorm(graph)
     for p in PIPELINE:
         graph = p(graph)
     return graph
 
 
 def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion: bool | None = None,
-            eager: bool = True, device_outputs: bool = False):
+            eager: bool = True, device_outputs: bool = False, threads: int | None = None):
     """Compile an ONNX model (path, bytes or ModelProto) for `target`.
 
     Static-shaped models are built (or loaded from the disk cache) right away;
     a model with symbolic dims is specialised on the first call with each new
     set of input shapes. On target "cuda", outputs come back as numpy arrays,
-    or as Numba device arrays with `device_outputs=True`."""
+    or as Numba device arrays with `device_outputs=True`. On "cpu", `threads`
+    (default: NUMBA_NUM_THREADS) is the Numba thread count the kernels are split
+    for; compile() sets it and makes scipy's BLAS single-threaded (runtime/threads.py)."""
     tgt = get_target(target)
     proto, data = frontend.load(model)
     options = {"fusion": fusion_enabled(None if fusion is None else {"fusion": fusion})}
+    if target == "cpu":
+        options["threads"] = thread_settings.resolve(threads)
+        thread_settings.configure(options["threads"])
     proto = frontend.prepare(proto)
     try:
         proto, map_outputs = split_zipmaps(proto)
@@ -79,7 +88,7 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
         raise frontend.UnsupportedModel(str(e)) from None
 
     def builder(meta):
-        graph = lower_to_ir(proto, meta)
+        graph = lower_to_ir(proto, meta, options["fusion"])
         program = tgt.build(graph, options)
         program["args"] = [v.name for v in graph.inputs]
         return program

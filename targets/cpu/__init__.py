@@ -2,6 +2,7 @@
 calling fused kernels and hand-written kernel libraries)."""
 from __future__ import annotations
 
+from compiler.passes.conv_epilogue import fuse_conv_epilogues
 from compiler.passes.fuse import fuse_elementwise
 
 from compiler.dtypes import is_held
@@ -20,7 +21,11 @@ class LoweringError(Exception):
 
 def build(graph, options: dict) -> dict:
     """Returns {"source", "libs", "consts"}: all the runtime needs to load the graph."""
-    return build_program(graph, options, lower.LOWER, Emitter(), scalar.supports, NAME)
+    if options.get("fusion", True):
+        graph = fuse_conv_epilogues(graph)
+    em = Emitter()
+    em.threads = options.get("threads", 1)   # kernels split large work into this many parts
+    return build_program(graph, options, lower.LOWER, em, scalar.supports, NAME)
 
 
 def build_program(graph, options: dict, lowerings: dict, em, supports, target: str) -> dict:

@@ -8,6 +8,7 @@ from compiler.ops import nn as nn_ops
 from compiler.ops.common import attr
 
 from . import source
+from .kernels import nn as nn_kernels
 from .lower import lower
 
 
@@ -30,6 +31,12 @@ def _view5(em, v):
     return f"{em[v]}.reshape({source.ints(_as5(v.shape))})"
 
 
+# Activation of a fused conv epilogue (compiler/passes/conv_epilogue.py) -> the kernel's ACT_* code.
+ACT_CODES = {None: nn_kernels.ACT_NONE, "Relu": nn_kernels.ACT_RELU, "Clip": nn_kernels.ACT_CLIP,
+             "Sigmoid": nn_kernels.ACT_SIGMOID, "HardSigmoid": nn_kernels.ACT_HARDSIGMOID,
+             "HardSwish": nn_kernels.ACT_HARDSWISH, "Silu": nn_kernels.ACT_SILU, "LeakyRelu": nn_kernels.ACT_LEAKY}
+
+
 @lower("Conv")
 def _conv(node, em):
     _float_only(node)
@@ -37,10 +44,15 @@ def _conv(node, em):
     geo = nn_ops.conv_geometry(node)
     b = node.input(2)
     bias = em[b] if b is not None else em.const(np.zeros(w.shape[0], x.dtype))
+    r = node.input(3)
+    res5 = _view5(em, r) if r is not None else em.empty((0,) * 5, x.dtype)
     L = em.lib("nn")
     res = em.alloc(out)
-    em.emit(f"{L}.conv({_view5(em, x)}, {_view5(em, w)}, {bias}, {res}.reshape({source.ints(_as5(out.shape))}), "
-            f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, {_p3(geo['dilations'], 1)}, {int(attr(node, 'group', 1))})")
+    act = ACT_CODES[attr(node, "_act")]
+    em.emit(f"{L}.conv_fused({_view5(em, x)}, {_view5(em, w)}, {bias}, {res}.reshape({source.ints(_as5(out.shape))}), "
+            f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, {_p3(geo['dilations'], 1)}, {int(attr(node, 'group', 1))}, "
+            f"{res5}, {act}, {source.num(float(attr(node, '_alpha', 0.0)))}, {source.num(float(attr(node, '_beta', 0.0)))}, "
+            f"{int(getattr(em, 'threads', 1))})")
 
 
 @lower("ConvTranspose")

@@ -18,10 +18,11 @@ Conventions shared by every kernel here:
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 __all__ = [
     "conv",
+    "conv_fused",
     "conv_transpose",
     "max_pool",
     "avg_pool",
@@ -158,25 +159,270 @@ def _unfold_wide(xp_flat, cg, kernel, sd, dilations, dims_p, OD, OH, col):
                     row += 1
 
 
+# Epilogue codes (the lowering passes them as ints): out = act(conv + bias [+ residual]).
+ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SILU, ACT_LEAKY = range(8)
+# Below this a direct conv runs on one thread. A fork costs ~2 us on an idle machine but
+# 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
+# took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
+PAR_MIN_FLOPS = 1 << 24
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sigmoid32(v):
+    """float32 logistic as a rational function on [-18, 18] (onnxruntime's MLAS constants):
+    absolute error < 3e-7 and no exp call, so the loop around it vectorises (Numba has no
+    vector exp here: the exact form costs ~8 ns per element)."""
+    f = np.float32
+    x = min(max(v, f(-18.0)), f(18.0))
+    x2 = x * x
+    p = ((((x2 * f(4.37031012579801e-11) + f(1.15627324459942e-07)) * x2 + f(6.08574864600143e-05)) * x2
+          + f(8.51377133304701e-03)) * x2 + f(2.48287947061529e-01)) * x
+    q = (((((x2 * f(6.10247389755681e-13) + f(5.76102136993427e-09)) * x2 + f(6.29106785017040e-06)) * x2
+           + f(1.70198817374094e-03)) * x2 + f(1.16817656904453e-01)) * x2 + f(9.93151921023180e-01))
+    return min(max(p / q + f(0.5), f(0.0)), f(1.0))
+
+
 @njit(cache=True, error_model="numpy")
-def _add_bias(out3, b):
-    """out3[n, m, :] += b[m] (skips zero biases)."""
-    for n in range(out3.shape[0]):
-        for m in range(out3.shape[1]):
-            bm = b[m]
-            if bm != 0:
-                row = out3[n, m]
-                for p in range(row.shape[0]):
-                    row[p] += bm
+def _epilogue(row, bias, res, act, alpha, beta):
+    """row = act(row + bias [+ res]) in place; res is a same-length segment or size 0.
+
+    One loop per activation, so each vectorises; the order of the adds and the
+    formulas match the unfused graph (Add after the bias; scalar.py's renderings)."""
+    n = row.shape[0]
+    if res.shape[0] > 0:
+        for j in range(n):
+            row[j] = (row[j] + bias) + res[j]
+    elif bias != 0:
+        for j in range(n):
+            row[j] += bias
+    if act == ACT_RELU:
+        for j in range(n):
+            v = row[j]
+            row[j] = 0 if v < 0 else v
+    elif act == ACT_CLIP:
+        for j in range(n):
+            v = row[j]
+            v = alpha if v < alpha else v
+            row[j] = beta if v > beta else v
+    elif act == ACT_SIGMOID:
+        if row.itemsize == 4:
+            for j in range(n):
+                row[j] = _sigmoid32(row[j])
+        else:
+            for j in range(n):
+                row[j] = 1.0 / (1.0 + np.exp(-np.float64(row[j])))
+    elif act == ACT_HARDSIGMOID:
+        for j in range(n):
+            row[j] = max(0.0, min(1.0, alpha * row[j] + beta))
+    elif act == ACT_HARDSWISH:
+        for j in range(n):
+            v = row[j]
+            row[j] = v * max(0.0, min(1.0, v / 6.0 + 0.5))
+    elif act == ACT_SILU:
+        if row.itemsize == 4:
+            for j in range(n):
+                v = row[j]
+                row[j] = v * _sigmoid32(v)
+        else:
+            for j in range(n):
+                v = row[j]
+                row[j] = v * (1.0 / (1.0 + np.exp(-np.float64(v))))
+    elif act == ACT_LEAKY:
+        for j in range(n):
+            v = row[j]
+            row[j] = v if v >= 0 else v * alpha
+
+
+@njit(cache=True, error_model="numpy")
+def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
+    """tmp = a @ col (BLAS), then rows of out2 = act(tmp (cropped to OW of every Wp) + b [+ res2]).
+
+    tmp may be out2 itself when Wp == OW (no cropping)."""
+    np.dot(a, col, tmp)
+    rows = out2.shape[0]
+    if Wp != OW:
+        n_r = out2.shape[1] // OW
+        for m in range(rows):
+            for r in range(n_r):  # drop the Wp - OW junk columns of each row
+                src = tmp[m, r * Wp:r * Wp + OW]
+                dst = out2[m, r * OW:(r + 1) * OW]
+                for j in range(OW):
+                    dst[j] = src[j]
+    for m in range(rows):
+        if res2.shape[0] > 0:
+            _epilogue(out2[m], b[m0 + m], res2[m], act, alpha, beta)
+        else:
+            _epilogue(out2[m], b[m0 + m], out2[m, :0], act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _plane_epilogue(out, n, m, b, res, act, alpha, beta):
+    """The epilogue over the whole plane out[n, m] at once (one call, not one per row)."""
+    o = out[n, m].reshape(-1)
+    if res.shape[0] > 0:
+        _epilogue(o, b[m], res[n, m].reshape(-1), act, alpha, beta)
+    else:
+        _epilogue(o, b[m], o[:0], act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _direct_plane(x, w, out, n, m, c0, cg, strides, pads_begin, dilations, w_lo, w_hi, b, res, act, alpha, beta):
+    """out[n, m] = act(sum over cg input channels and taps of w * x + b[m] [+ res[n, m]]), computed
+    directly, one output row at a time (depthwise and small-group convolutions: no im2col, no GEMM)."""
+    D, H, W = x.shape[2], x.shape[3], x.shape[4]
+    kD, kH, kW = w.shape[2], w.shape[3], w.shape[4]
+    OD, OH, OW = out.shape[2], out.shape[3], out.shape[4]
+    sd, sh, sw = strides
+    pd, ph, pw = pads_begin
+    dd, dh, dw = dilations
+    o = out[n, m]
+    for od in range(OD):
+        for oh in range(OH):
+            orow = o[od, oh]
+            for j in range(OW):
+                orow[j] = 0
+            for c in range(cg):
+                xc = x[n, c0 + c]
+                wc = w[m, c]
+                for kd in range(kD):
+                    i_d = od * sd + kd * dd - pd
+                    if i_d < 0 or i_d >= D:
+                        continue
+                    for kh in range(kH):
+                        i_h = oh * sh + kh * dh - ph
+                        if i_h < 0 or i_h >= H:
+                            continue
+                        xr = xc[i_d, i_h]
+                        for kw in range(kW):
+                            lo = w_lo[kw]
+                            nn = w_hi[kw] - lo
+                            if nn <= 0:
+                                continue
+                            wv = wc[kd, kh, kw]
+                            i0 = lo * sw + kw * dw - pw
+                            dst = orow[lo:lo + nn]
+                            if sw == 1:
+                                src = xr[i0:i0 + nn]
+                                for j in range(nn):
+                                    dst[j] += wv * src[j]
+                            else:
+                                s_str = xr[i0:i0 + (nn - 1) * sw + 1:sw]
+                                for j in range(nn):
+                                    dst[j] += wv * s_str[j]
+    _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _row3x3(o, r0, r1, r2, wc, sw, first):
+    """o (+)= one output row of a 3x3 window over the padded input rows r0, r1, r2.
+
+    Three arrays, not nine shifted views: LLVM vectorises only while the runtime
+    alias checks between the arrays stay few."""
+    w0, w1, w2 = wc[0, 0], wc[0, 1], wc[0, 2]
+    w3, w4, w5 = wc[1, 0], wc[1, 1], wc[1, 2]
+    w6, w7, w8 = wc[2, 0], wc[2, 1], wc[2, 2]
+    n = o.shape[0]
+    if sw == 1:
+        for j in range(n):
+            v = (w0 * r0[j] + w1 * r0[j + 1] + w2 * r0[j + 2] + w3 * r1[j] + w4 * r1[j + 1] + w5 * r1[j + 2]
+                 + w6 * r2[j] + w7 * r2[j + 1] + w8 * r2[j + 2])
+            o[j] = v if first else o[j] + v
+    elif sw == 2:
+        for j in range(n):
+            i = 2 * j
+            v = (w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2] + w3 * r1[i] + w4 * r1[i + 1] + w5 * r1[i + 2]
+                 + w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2])
+            o[j] = v if first else o[j] + v
+    else:
+        for j in range(n):
+            i = sw * j
+            v = (w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2] + w3 * r1[i] + w4 * r1[i + 1] + w5 * r1[i + 2]
+                 + w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2])
+            o[j] = v if first else o[j] + v
+
+
+@njit(cache=True, error_model="numpy")
+def _plane3x3(x, w, out, n, m, c0, cg, strides, pads_begin, b, res, act, alpha, beta):
+    """_direct_plane for 2-D 3x3 kernels, dilation 1: the input plane is copied once into a
+    zero-bordered buffer, then each output row is one vectorised loop over its 9 taps."""
+    H, W = x.shape[3], x.shape[4]
+    OH, OW = out.shape[3], out.shape[4]
+    sh, sw = strides[1], strides[2]
+    ph, pw = pads_begin[1], pads_begin[2]
+    Hp, Wp = (OH - 1) * sh + 3, (OW - 1) * sw + 3
+    xp = np.zeros((Hp, Wp), dtype=x.dtype)
+    o = out[n, m, 0]
+    i_lo, i_hi = max(0, -ph), min(H, Hp - ph)
+    j_lo, j_hi = max(0, -pw), min(W, Wp - pw)
+    for c in range(cg):
+        xc = x[n, c0 + c, 0]
+        for i in range(i_lo, i_hi):
+            src = xc[i, j_lo:j_hi]
+            dst = xp[i + ph, j_lo + pw:j_hi + pw]
+            for j in range(j_hi - j_lo):
+                dst[j] = src[j]
+        wc = w[m, c, 0]
+        for oh in range(OH):
+            _row3x3(o[oh], xp[oh * sh], xp[oh * sh + 1], xp[oh * sh + 2], wc, sw, c == 0)
+    _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _plane(x, w, out, n, m, c0, cg, strides, pads_begin, dilations, w_lo, w_hi, b, res, act, alpha, beta):
+    if x.shape[2] == 1 and w.shape[2] == 1 and w.shape[3] == 3 and w.shape[4] == 3 and dilations[1] == 1 and dilations[2] == 1:
+        _plane3x3(x, w, out, n, m, c0, cg, strides, pads_begin, b, res, act, alpha, beta)
+    else:
+        _direct_plane(x, w, out, n, m, c0, cg, strides, pads_begin, dilations, w_lo, w_hi, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta):
+    N, M, cg = x.shape[0], out.shape[1], x.shape[1] // group
+    mg = M // group
+    for t in prange(N * M):
+        n, m = t // M, t % M
+        _plane(x, w, out, n, m, (m // mg) * cg, cg, strides, pads_begin, dilations, w_lo, w_hi,
+                      b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta, parallel):
+    OW, W = out.shape[4], x.shape[4]
+    w_lo, w_hi = _tap_ranges(OW, strides[2], pads_begin[2], w.shape[4], dilations[2], W)
+    if parallel:
+        _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
+        return
+    N, M, cg = x.shape[0], out.shape[1], x.shape[1] // group
+    mg = M // group
+    for n in range(N):
+        for m in range(M):
+            _plane(x, w, out, n, m, (m // mg) * cg, cg, strides, pads_begin, dilations, w_lo, w_hi,
+                          b, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
 def conv(x, w, b, out, strides, pads_begin, dilations, group):
-    """ONNX Conv as per-(group, image) im2col + BLAS GEMM; out[n, m] = sum w * x + b[m].
+    """ONNX Conv: conv_fused with no residual and no activation."""
+    conv_fused(x, w, b, out, strides, pads_begin, dilations, group, out[:0], ACT_NONE, 0.0, 0.0, 1)
 
-    Three paths: 1x1/stride 1/no pad uses x directly as the GEMM operand; H/W stride 1
-    with little width padding builds im2col from a padded copy in long contiguous runs
-    ("wide" rows, cropped after the GEMM); anything else uses the general im2col.
+
+@njit(cache=True, error_model="numpy")
+def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
+    """ONNX Conv with its epilogue: out[n, m] = act(sum w * x + b[m] [+ res[n, m]]).
+
+    ``res`` is an array shaped like ``out`` or a size-0 one (no residual); ``act``
+    an ACT_* code with its parameters ``alpha``, ``beta`` (Clip: min, max); ``threads``
+    the Numba thread count to split large work over (a number, not numba.get_num_threads(),
+    which would keep this function out of the disk cache).
+    Depthwise and small-group convolutions run directly (no im2col); the others as
+    per-(group, image) im2col + BLAS GEMM, with the epilogue applied to each block
+    of output rows while it is in cache. Three GEMM paths: 1x1/stride 1/no pad uses x
+    directly as the GEMM operand; H/W stride 1 with little width padding builds
+    im2col from a padded copy in long contiguous runs ("wide" rows, cropped in the
+    epilogue); anything else uses the general im2col. Direct convolutions split their
+    planes over Numba's threads; GEMMs do not: two single-threaded OpenBLAS calls from
+    two Numba threads at once ran ~50x slower than one call here (0.9 ms -> 48 ms for a
+    64x576x784 GEMM, machine under load), so GEMMs run one at a time on one BLAS thread.
     """
     N, C, D, H, W = x.shape
     M = w.shape[0]
@@ -189,8 +435,16 @@ def conv(x, w, b, out, strides, pads_begin, dilations, group):
     mg = M // group
     P = OD * OH * OW
     K = cg * kD * kH * kW
+    flops = 2 * N * M * K * P
+    if flops < PAR_MIN_FLOPS:
+        threads = 1
+    if group > 1 and cg <= 4 and mg <= 4:
+        _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta,
+                threads > 1 and N * M >= 2 * threads)
+        return
     w2 = w.reshape(M, K)
     out3 = out.reshape(N, M, P)
+    res3 = res.reshape(N, M, P) if res.size > 0 else res.reshape(1, 0, 0)
     # Padded extent actually read (ends may be cut, e.g. by a floor in the output size).
     Dp = (OD - 1) * sd + (kD - 1) * dd + 1
     Hp = (OH - 1) + (kH - 1) * dh + 1
@@ -204,7 +458,9 @@ def conv(x, w, b, out, strides, pads_begin, dilations, group):
         for g in range(group):
             wg = w2[g * mg:(g + 1) * mg]
             for n in range(N):
-                np.dot(wg, x3[n, g * cg:(g + 1) * cg], out3[n, g * mg:(g + 1) * mg])
+                o2 = out3[n, g * mg:(g + 1) * mg]
+                r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
+                _gemm_epi(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
     elif wide:
         slack = (kW - 1) * dw
         xp_flat = np.zeros(cg * Dp * Hp * Wp + slack, dtype=x.dtype)
@@ -217,13 +473,9 @@ def conv(x, w, b, out, strides, pads_begin, dilations, group):
             for n in range(N):
                 _pad_image(x, n, g * cg, cg, pads_begin, xp)
                 _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
-                np.dot(wg, col, tmp)
-                for m in range(mg):
-                    for r in range(OD * OH):  # drop the Wp - OW junk columns of each row
-                        src = tmp[m, r * Wp:r * Wp + OW]
-                        dst = out3[n, g * mg + m, r * OW:(r + 1) * OW]
-                        for ow in range(OW):
-                            dst[ow] = src[ow]
+                o2 = out3[n, g * mg:(g + 1) * mg]
+                r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
+                _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
     else:
         col = np.zeros((K, P), dtype=x.dtype)
         for g in range(group):
@@ -231,8 +483,9 @@ def conv(x, w, b, out, strides, pads_begin, dilations, group):
             for n in range(N):
                 _unfold(x, n, g * cg, cg, (kD, kH, kW), strides, pads_begin,
                         dilations, (OD, OH, OW), col)
-                np.dot(wg, col, out3[n, g * mg:(g + 1) * mg])
-    _add_bias(out3, b)
+                o2 = out3[n, g * mg:(g + 1) * mg]
+                r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
+                _gemm_epi(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
 
 
 # -------------------------------------------------------------------- ConvTranspose

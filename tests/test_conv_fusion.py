@@ -1,0 +1,134 @@
+"""Conv epilogue fusion (compiler/passes/conv_epilogue.py) and the direct / threaded
+paths of the conv kernel (targets/cpu/kernels/nn.py: conv_fused).
+
+Oracle: onnx.reference. Every model runs fused and unfused (fusion=False), both
+against the reference, and the pass must actually have absorbed the epilogue."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from compiler import compile
+from compiler.driver import lower_to_ir
+from compiler.frontend import to_ir
+from compiler.passes.conv_bn import fold_conv_batchnorm
+from compiler.passes.conv_epilogue import fuse_conv_epilogues
+from targets.cpu.kernels import nn
+
+from .helpers import F, model, reference
+
+RNG = np.random.default_rng(7)
+
+
+def _ir(m, feeds):
+    return lower_to_ir(m, {k: (v.dtype, v.shape, None) for k, v in feeds.items()})
+
+
+def _conv_model(c, m, group, tail, act_inits=None, hw=9, stride=1, residual=False):
+    """x -> Conv -> [Add residual] -> tail nodes (reading "y", writing "z")."""
+    w = RNG.standard_normal((m, c // group, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(m).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y0"], pads=[1, 1, 1, 1], group=group,
+                              strides=[stride, stride])]
+    inputs = [("x", F, [1, c, hw, hw])]
+    oh = (hw - 1) // stride + 1
+    if residual:
+        nodes.append(helper.make_node("Add", ["r", "y0"], ["y"]))
+        inputs.append(("r", F, [1, m, oh, oh]))
+    else:
+        nodes[0].output[0] = "y"
+    nodes += tail
+    return model(nodes, inputs, [("z", F, [1, m, oh, oh])], dict({"w": w, "b": b}, **(act_inits or {})))
+
+
+def _act(op, **attrs):
+    return [helper.make_node(op, ["y"], ["z"], **attrs)]
+
+
+CASES = {
+    "relu_residual": dict(tail=_act("Relu"), residual=True),
+    "clip6": dict(tail=[helper.make_node("Clip", ["y", "lo", "hi"], ["z"])],
+                  act_inits={"lo": np.float32(0), "hi": np.float32(6)}),
+    "silu": dict(tail=[helper.make_node("Sigmoid", ["y"], ["s"]), helper.make_node("Mul", ["s", "y"], ["z"])]),
+    "sigmoid_dw": dict(tail=_act("Sigmoid"), group=8),
+    "hardswish_dw_s2": dict(tail=_act("HardSwish"), group=8, stride=2),
+    "hardsigmoid": dict(tail=_act("HardSigmoid", alpha=0.3, beta=0.4)),
+    "leaky_group2_residual": dict(tail=_act("LeakyRelu", alpha=0.1), group=2, residual=True),
+    "add_only": dict(tail=[helper.make_node("Identity", ["y"], ["z"])], residual=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fused_and_unfused_match_reference(name, tmp_path):
+    case = dict(CASES[name])
+    m = _conv_model(8, 8, case.pop("group", 1), **case)
+    feeds = {"x": RNG.standard_normal((1, 8, 9, 9)).astype(np.float32)}
+    if "r" in [i.name for i in m.graph.input]:
+        oh = m.graph.output[0].type.tensor_type.shape.dim[2].dim_value
+        feeds["r"] = RNG.standard_normal((1, 8, oh, oh)).astype(np.float32)
+    want = reference(m, feeds)[0]
+    for fusion in (True, False):
+        got = compile(m, cache_dir=str(tmp_path), fusion=fusion).run(feeds)["z"]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"fusion={fusion}")
+    graph = fuse_conv_epilogues(_ir(m, feeds))
+    assert [n.op for n in graph.nodes] == ["Conv"], graph.nodes
+
+
+def test_not_fused_when_the_conv_output_is_read_twice():
+    m = model([helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"]),
+               helper.make_node("Add", ["y", "z"], ["o"])],
+              [("x", F, [1, 2, 5, 5])], [("o", F, [1, 2, 3, 3])],
+              {"w": RNG.standard_normal((2, 2, 3, 3)).astype(np.float32)})
+    feeds = {"x": RNG.standard_normal((1, 2, 5, 5)).astype(np.float32)}
+    graph = fuse_conv_epilogues(_ir(m, feeds))
+    assert [n.op for n in graph.nodes] == ["Conv", "Relu", "Add"]
+
+
+@pytest.mark.parametrize("group,k,stride", [(1, 3, 1), (1, 1, 1), (1, 3, 2), (32, 3, 1), (32, 3, 2), (16, 5, 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_threads_and_direct_paths(group, k, stride, threads):
+    """Large enough to take the threaded paths (rows of the GEMM, planes of the direct conv)."""
+    c, m, hw = 32, 64 if group == 1 else 32, 40
+    if group > 1:   # above nn.PAR_MIN_FLOPS, so threads=2 takes the prange path
+        c = m = group = 64
+        hw = 136
+    x = RNG.standard_normal((1, c, 1, hw, hw)).astype(np.float32)
+    w = RNG.standard_normal((m, c // group, 1, k, k)).astype(np.float32)
+    b = RNG.standard_normal(m).astype(np.float32)
+    p = k // 2
+    oh = (hw + 2 * p - k) // stride + 1
+    res = RNG.standard_normal((1, m, 1, oh, oh)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[p] * 4, strides=[stride] * 2, group=group)
+    ref_model = model([node], [("x", F, [1, c, hw, hw])], [("y", F, [1, m, oh, oh])], {"w": w[:, :, 0], "b": b})
+    want = np.clip(reference(ref_model, {"x": x[:, :, 0]})[0] + res[:, :, 0], 0, 6)
+    out = np.empty((1, m, 1, oh, oh), np.float32)
+    nn.conv_fused(x, w, b, out, (1, stride, stride), (0, p, p), (1, 1, 1), group, res, nn.ACT_CLIP, 0.0, 6.0, threads)
+    np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-4)
+
+
+def _bn_model(with_bias):
+    c, m = 4, 6
+    inits = {"w": RNG.standard_normal((m, c, 3, 3)).astype(np.float32),
+             "s": RNG.uniform(0.5, 2, m).astype(np.float32), "bb": RNG.standard_normal(m).astype(np.float32),
+             "mu": RNG.standard_normal(m).astype(np.float32), "var": RNG.uniform(0.5, 2, m).astype(np.float32)}
+    conv_in = ["x", "w"]
+    if with_bias:
+        inits["b"] = RNG.standard_normal(m).astype(np.float32)
+        conv_in.append("b")
+    nodes = [helper.make_node("Conv", conv_in, ["y"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["y", "s", "bb", "mu", "var"], ["n"], epsilon=1e-3),
+             helper.make_node("Relu", ["n"], ["z"])]
+    return model(nodes, [("x", F, [2, c, 7, 7])], [("z", F, [2, m, 7, 7])], inits)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv_batchnorm_folding(with_bias, tmp_path):
+    m = _bn_model(with_bias)
+    feeds = {"x": RNG.standard_normal((2, 4, 7, 7)).astype(np.float32)}
+    want = reference(m, feeds)[0]
+    for fusion in (True, False):
+        got = compile(m, cache_dir=str(tmp_path), fusion=fusion).run(feeds)["z"]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"fusion={fusion}")
+    meta = {k: (v.dtype, v.shape, None) for k, v in feeds.items()}
+    assert [n.op for n in to_ir(m, meta).nodes] == ["Conv", "BatchNormalization", "Relu"]
+    folded = fold_conv_batchnorm(to_ir(m, meta))      # the pass alone: Conv (new weights) + Relu
+    assert [n.op for n in folded.nodes] == ["Conv", "Relu"]
