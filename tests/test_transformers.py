@@ -37,15 +37,22 @@ def test_float16_bert_matches_onnxruntime(feeds, tmp_path):
 
 
 def test_dynamically_quantized_bert_matches_onnxruntime(feeds, tmp_path):
-    """uint8 activations and weights (onnxruntime's u8s8 path differs from exact
-    int32 arithmetic). The tolerance is 5e-2, not 1e-3: LayerNorm outputs that
-    differ from onnxruntime's by one float32 ulp move a few values across a
-    quantization step, and each step moves a hidden unit by ~1e-2."""
+    """uint8 activations and weights. The issue asks atol 1e-3; onnxruntime does
+    not meet it against itself: with its graph optimisations on and off, the same
+    quantized model differs by ~2e-2 (a LayerNorm output one float32 ulp apart
+    moves a few values across a quantization step, and each step moves a hidden
+    unit by ~1e-2). So we ask to be as close to onnxruntime (either mode) as its two
+    modes are to each other, and never further than 1e-3 where they agree."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     path = str(tmp_path / "bert_q.onnx")
     quantize_dynamic(MODEL, path, weight_type=QuantType.QUInt8)
     mq = onnx.load(path)
     assert any(n.op_type == "MatMulInteger" for n in mq.graph.node)
     got = compile(mq, cache_dir=str(tmp_path / "cache")).run(feeds)
-    for want, (name, g) in zip(_ort(mq, feeds, optimize=False), got.items()):
-        np.testing.assert_allclose(g, want, rtol=0, atol=5e-2, err_msg=name)
+    plain, optimized = _ort(mq, feeds, optimize=False), _ort(mq, feeds, optimize=True)
+    for want, other, (name, g) in zip(plain, optimized, got.items()):
+        spread = float(np.abs(want - other).max())
+        assert spread < 5e-2, name     # the quantization noise floor, not a broken model
+        nearest = min(float(np.abs(g - want).max()), float(np.abs(g - other).max()))
+        assert nearest <= max(1e-3, spread), (name, nearest, spread)
+        assert float(np.abs(g - want).mean()) <= max(1e-4, 1.5 * float(np.abs(want - other).mean())), name
