@@ -183,6 +183,29 @@ def _sigmoid32(v):
 
 
 @njit(cache=True, error_model="numpy")
+def _clamp(row, relu, lo, hi):
+    """Relu (relu true) or Clip(lo, hi) in place, through a small buffer: written in place the
+    select loop stayed scalar (0.46 ns per element); into another array it vectorises (0.13)."""
+    n = row.shape[0]
+    buf = np.empty(min(n, 256), dtype=row.dtype)
+    for s in range(0, n, 256):
+        seg = row[s:min(n, s + 256)]
+        k = seg.shape[0]
+        t = buf[:k]
+        if relu:
+            for j in range(k):
+                v = seg[j]
+                t[j] = 0 if v < 0 else v
+        else:
+            for j in range(k):
+                v = seg[j]
+                v = lo if v < lo else v
+                t[j] = hi if v > hi else v
+        for j in range(k):
+            seg[j] = t[j]
+
+
+@njit(cache=True, error_model="numpy")
 def _epilogue(row, bias, res, act, alpha, beta):
     """row = act(row + bias [+ res]) in place; res is a same-length segment or size 0.
 
@@ -195,15 +218,8 @@ def _epilogue(row, bias, res, act, alpha, beta):
     elif bias != 0:
         for j in range(n):
             row[j] += bias
-    if act == ACT_RELU:
-        for j in range(n):
-            v = row[j]
-            row[j] = 0 if v < 0 else v
-    elif act == ACT_CLIP:
-        for j in range(n):
-            v = row[j]
-            v = alpha if v < alpha else v
-            row[j] = beta if v > beta else v
+    if act == ACT_RELU or act == ACT_CLIP:
+        _clamp(row, act == ACT_RELU, alpha, beta)
     elif act == ACT_SIGMOID:
         if row.itemsize == 4:
             for j in range(n):
