@@ -15,6 +15,11 @@ from compiler import compile
 
 from .helpers import reference
 
+
+def grid(*axes) -> list:
+    """Every combination of the parameter axes, as a list (pytest wants a collection)."""
+    return list(itertools.product(*axes))
+
 RNG = np.random.default_rng(0)
 OPSET = 22
 
@@ -53,7 +58,7 @@ def unchecked(nodes, ins, outs, opset, inits=()):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
-@pytest.mark.parametrize("mode,padding,align", itertools.product(
+@pytest.mark.parametrize("mode,padding,align", grid(
     ("nearest", "linear", "cubic"), ("zeros", "border", "reflection"), (0, 1)))
 def test_grid_sample_2d(mode, padding, align):
     x = RNG.standard_normal((2, 3, 5, 4)).astype(np.float32)
@@ -63,7 +68,7 @@ def test_grid_sample_2d(mode, padding, align):
     check(m, {"x": x, "g": grid})
 
 
-@pytest.mark.parametrize("mode,padding,align", itertools.product(
+@pytest.mark.parametrize("mode,padding,align", grid(
     ("nearest", "linear"), ("zeros", "border", "reflection"), (0, 1)))
 def test_grid_sample_3d(mode, padding, align):
     x = RNG.standard_normal((1, 2, 3, 4, 5)).astype(np.float32)
@@ -84,7 +89,7 @@ def test_grid_sample_opset16_names():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("size,align", itertools.product(((2, 3, 4, 5), (1, 2, 3, 4, 2)), (0, 1)))
+@pytest.mark.parametrize("size,align", grid(((2, 3, 4, 5), (1, 2, 3, 4, 2)), (0, 1)))
 def test_affine_grid(size, align):
     r = len(size) - 2
     theta = RNG.standard_normal((size[0], r, r + 1)).astype(np.float32)
@@ -122,7 +127,7 @@ def test_deform_conv_grouped(with_mask):
     check(m, feeds, atol=1e-4)
 
 
-@pytest.mark.parametrize("mode,ctm,ratio", itertools.product(("avg", "max"), ("half_pixel", "output_half_pixel"), (0, 2)))
+@pytest.mark.parametrize("mode,ctm,ratio", grid(("avg", "max"), ("half_pixel", "output_half_pixel"), (0, 2)))
 def test_roi_align(mode, ctm, ratio):
     x = RNG.standard_normal((2, 3, 12, 10)).astype(np.float32)
     lo = RNG.uniform(-2, 8, (5, 2))
@@ -188,7 +193,7 @@ def test_bitshift_out_of_range(direction):
     check(m, {"x": x, "s": s})
 
 
-@pytest.mark.parametrize("op,dtype", itertools.product(("ReduceMax", "ReduceMin"), (T.INT32, T.UINT8, T.BOOL)))
+@pytest.mark.parametrize("op,dtype", grid(("ReduceMax", "ReduceMin"), (T.INT32, T.UINT8, T.BOOL)))
 def test_reduce_extreme_of_empty_set(op, dtype):
     """An empty reduction gives the dtype's lowest (Max) or highest (Min) value."""
     from compiler.dtypes import to_numpy

@@ -216,6 +216,15 @@ def _conv_transpose_kernel(x, w, b, out, strides, pads_begin, dilations, group):
         out[n, m, od, oh, ow] = acc
 
 
+def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
+    """The CPU lowering's entry point. This target does not fuse conv epilogues
+    (compiler/passes/conv_epilogue.py runs for the CPU only), so only the plain
+    conv is valid here; `threads` is a CPU notion and is ignored."""
+    if res.size or act:
+        raise NotImplementedError("fused conv epilogues are not implemented on cuda")
+    conv(x, w, b, out, strides, pads_begin, dilations, group)
+
+
 def conv_transpose(x, w, b, out, strides, pads_begin, dilations, group):
     """ONNX ConvTranspose on rank-5 device arrays (w is (C, M/group, kD, kH, kW))."""
     _launch_flat(_conv_transpose_kernel, out.size, x, w, b, out, strides, pads_begin, dilations, group)
