@@ -62,16 +62,11 @@ def _unique(node, em):
     a = unique_axis(node)
     shape = (x.size,) if a is None else x.shape
     a = a or 0
-    v3 = _around(shape, a)
-    count = shape[a]
-    y, first, inverse, counts, k = em.tmp(), em.tmp(), em.tmp(), em.tmp(), em.tmp()
-    em.emit(f"{y} = {em.empty(v3, x.dtype)}")
-    for t in (first, inverse, counts):
-        em.emit(f"{t} = {em.empty((count,), np.int64)}")
-    em.emit(f"{k} = {em.lib('dynamic')}.unique({em[x]}.reshape({source.ints(v3)}), "
-            f"{bool(node.attrs.get('sorted', 1))}, {y}, {first}, {inverse}, {counts})")
-    exprs = [f"{y}[:, :{k}, :].copy().reshape({_dims(shape, a, k)})", f"{first}[:{k}].copy()",
-             inverse, f"{counts}[:{k}].copy()"]
+    y, first, inverse, counts = em.tmp(), em.tmp(), em.tmp(), em.tmp()
+    em.emit(f"{y}, {first}, {inverse}, {counts} = {em.lib('indexing')}.unique("
+            f"{em[x]}.reshape({source.ints(_around(shape, a))}), "
+            f"{bool(node.attrs.get('sorted', 1))})")
+    exprs = [f"{y}.reshape({_dims(shape, a, f'{y}.shape[1]')})", first, inverse, counts]
     for v, e in zip(node.outputs, exprs):
         em.define(v, e)
 
@@ -81,9 +76,7 @@ def _nms(node, em):
     boxes, scores, out = node.inputs[0], node.inputs[1], node.outputs[0]
     max_out, iou, score = node.input(2), node.input(3), node.input(4)
     use_score = score is not None and score.size > 0
-    buf, n = em.tmp(), em.tmp()
-    em.emit(f"{buf} = {em.empty(out.shape, np.int64)}")
-    em.emit(f"{n} = {em.lib('dynamic')}.nms({em[boxes]}, {em[scores]}, {_scalar(em, max_out, 0, 'np.int64')}, "
-            f"{_scalar(em, iou, 0.0, 'np.float64')}, {_scalar(em, score, 0.0, 'np.float64')}, {use_score}, "
-            f"{bool(node.attrs.get('center_point_box', 0))}, {buf})")
-    em.define(out, f"{buf}[:{n}].copy()")
+    em.define(out, f"{em.lib('indexing')}.nonmax_suppression({em[boxes]}, {em[scores]}, "
+                   f"{_scalar(em, max_out, 0, 'np.int64')}, {_scalar(em, iou, 0.0, 'np.float64')}, "
+                   f"{_scalar(em, score, 0.0, 'np.float64')}, {use_score}, "
+                   f"{int(node.attrs.get('center_point_box', 0))})")
