@@ -20,6 +20,8 @@ Conventions shared by every kernel here:
 import numpy as np
 from numba import njit, prange
 
+from .fastmath import sigmoid32
+
 __all__ = [
     "conv",
     "conv_fused",
@@ -167,21 +169,6 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 PAR_MIN_FLOPS = 1 << 24
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _sigmoid32(v):
-    """float32 logistic as a rational function on [-18, 18] (onnxruntime's MLAS constants):
-    absolute error < 3e-7 and no exp call, so the loop around it vectorises (Numba has no
-    vector exp here: the exact form costs ~8 ns per element)."""
-    f = np.float32
-    x = min(max(v, f(-18.0)), f(18.0))
-    x2 = x * x
-    p = ((((x2 * f(4.37031012579801e-11) + f(1.15627324459942e-07)) * x2 + f(6.08574864600143e-05)) * x2
-          + f(8.51377133304701e-03)) * x2 + f(2.48287947061529e-01)) * x
-    q = (((((x2 * f(6.10247389755681e-13) + f(5.76102136993427e-09)) * x2 + f(6.29106785017040e-06)) * x2
-           + f(1.70198817374094e-03)) * x2 + f(1.16817656904453e-01)) * x2 + f(9.93151921023180e-01))
-    return min(max(p / q + f(0.5), f(0.0)), f(1.0))
-
-
 @njit(cache=True, error_model="numpy")
 def _clamp(row, relu, lo, hi):
     """Relu (relu true) or Clip(lo, hi) in place, through a small buffer: written in place the
@@ -223,7 +210,7 @@ def _epilogue(row, bias, res, act, alpha, beta):
     elif act == ACT_SIGMOID:
         if row.itemsize == 4:
             for j in range(n):
-                row[j] = _sigmoid32(row[j])
+                row[j] = sigmoid32(row[j])
         else:
             for j in range(n):
                 row[j] = 1.0 / (1.0 + np.exp(-np.float64(row[j])))
@@ -238,7 +225,7 @@ def _epilogue(row, bias, res, act, alpha, beta):
         if row.itemsize == 4:
             for j in range(n):
                 v = row[j]
-                row[j] = v * _sigmoid32(v)
+                row[j] = v * sigmoid32(v)
         else:
             for j in range(n):
                 v = row[j]
