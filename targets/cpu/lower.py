@@ -358,10 +358,10 @@ def _matmul(node, em):
     nb = int(np.prod(batch, dtype=np.int64))
     res = em.alloc(out)
     if out.dtype.kind == "f" and len(b2) == 2 and nb * m == 1 and n >= GEMV_MIN_N:   # one row: BLAS gemv
-        em.emit(f"np.dot({em[a]}.reshape({k}), {em[b]}.reshape({source.ints((k, n))}), {res}.reshape({n}))")
+        em.emit(f"{em.lib('linalg')}.gemm({em[a]}.reshape({k}), {em[b]}.reshape({source.ints((k, n))}), {res}.reshape({n}))")
         return
     if out.dtype.kind == "f" and len(b2) == 2:        # one big GEMM: fold the batch into rows
-        em.emit(f"np.dot({em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
+        em.emit(f"{em.lib('linalg')}.gemm({em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
                 f"{res}.reshape({source.ints((nb * m, n))}))")
         return
     matmul_batched(em, a, b, res)
