@@ -108,3 +108,23 @@ def test_float_math_into_range_folds_on_the_host():
     for n in (5, 8):
         want, = reference(m, {"n": np.asarray(n, np.int64)})
         np.testing.assert_allclose(_run(m, np.asarray(n, np.int64))[0], want, rtol=1e-6)
+
+
+def test_softmax_float32_rows_with_nan_inf_and_masks():
+    """float32 Softmax takes a vectorised exp (kernels/fastmath.exp32_shifted) on finite rows;
+    rows with NaN or inf fall back to the exact path: both against onnx.reference."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((3, 16, 40)) * 20).astype(np.float32)
+    x[0, 1, 3] = np.nan
+    x[0, 2, :] = -np.inf
+    x[0, 3, 5] = np.inf
+    x[0, 4, 7:] = -np.inf                        # a causal mask
+    x[0, 5, 7:] = np.finfo(np.float32).min       # torch's finite mask
+    x[0, 6, :] = 0
+    x[1, 0, :] = np.float32(-1e30)
+    m = model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], [("x", F, x.shape)], [("y", F, x.shape)])
+    want = reference(m, {"x": x})[0]
+    got = compile(m)(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=1e-5, atol=1e-7)

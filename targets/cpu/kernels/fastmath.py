@@ -57,3 +57,44 @@ def tanh32(x):
     q = x2 * q + np.float32(2.26843463243900e-03)
     q = x2 * q + np.float32(4.89352518554385e-03)
     return x * p / q
+
+
+# exp: Cephes expf's range reduction and polynomial (about 1 ulp), with 2**n put into the
+# float's exponent bits by the caller (Numba has no scalar bit cast; an int32 view of the
+# output array does it in a second vectorised loop).
+_LOG2E = np.float32(1.44269504088896341)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+EXP32_MIN = np.float32(-87.0)   # below: the result is taken as 0 (exp(-87) = 1.6e-38)
+
+
+@njit(inline="always")
+def exp32_parts(v):
+    """(p, n) with exp(v) = p * 2**n, for float32 v in [EXP32_MIN, 88]."""
+    f = np.float32
+    t = np.floor(v * _LOG2E + f(0.5))
+    r = (v - t * _LN2_HI) - t * _LN2_LO
+    p = f(1.9875691500e-4)
+    p = p * r + f(1.3981999507e-3)
+    p = p * r + f(8.3334519073e-3)
+    p = p * r + f(4.1665795894e-2)
+    p = p * r + f(1.6666665459e-1)
+    p = p * r + f(5.0000001201e-1)
+    return p * r * r + r + f(1.0), np.int32(t)
+
+
+@njit(cache=True, error_model="numpy")
+def exp32_shifted(x, m, out, n_scratch):
+    """out = exp(x - m) for a float32 row and m >= max(x) (so every power of two is normal);
+    results under exp(EXP32_MIN) are 0. n_scratch: an int32 array at least as long as x.
+    Both loops vectorise: ~1 ns an element against ~10 for libm's expf."""
+    f = np.float32
+    for j in range(x.shape[0]):
+        v = x[j] - m
+        under = v < EXP32_MIN
+        p, t = exp32_parts(max(v, EXP32_MIN))
+        out[j] = f(0.0) if under else p
+        n_scratch[j] = np.int32(0) if under else t
+    bits = out.view(np.int32)
+    for j in range(x.shape[0]):
+        bits[j] += n_scratch[j] << 23

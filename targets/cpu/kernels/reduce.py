@@ -3,6 +3,8 @@ tensor as (rows, n). Accumulation is in float64 (or int64) for accuracy."""
 import numpy as np
 from numba import njit
 
+from .fastmath import exp32_shifted
+
 _JIT = dict(cache=True, error_model="numpy")
 
 
@@ -149,10 +151,38 @@ def lp_normalize_rows(x, out, p):
 SOFTMAX, LOGSOFTMAX, HARDMAX = range(3)
 
 
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _sum64(row):
+    """Sum in float64; reassociation lets the loop vectorise (no NaN or inf here)."""
+    s = 0.0
+    for j in range(row.shape[0]):
+        s += np.float64(row[j])
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _all_finite(row):
+    """No NaN or inf in the row (v * 0 is 0 only for finite v); the loop vectorises."""
+    s = np.float32(0.0)
+    for j in range(row.shape[0]):
+        s += row[j] * np.float32(0.0)
+    return s == 0
+
+
+@njit(cache=True, error_model="numpy", fastmath={"nnan", "ninf"})
+def _max_finite(row):
+    """max(row) for a row _all_finite accepted: with NaN and inf ruled out it vectorises."""
+    m = row[0]
+    for j in range(1, row.shape[0]):
+        m = max(m, row[j])
+    return m
+
+
 @njit(cache=True, error_model="numpy")
 def softmax_rows(x, out, kind):
     """Softmax / LogSoftmax / Hardmax over the last axis of a (rows, n) view."""
     rows, n = x.shape
+    scratch = np.empty(n if x.itemsize == 4 else 0, np.int32)
     for r in range(rows):
         if kind == HARDMAX:
             best = 0
@@ -164,6 +194,13 @@ def softmax_rows(x, out, kind):
                 out[r, best] = 1
             continue
         if n == 0:
+            continue
+        if kind == SOFTMAX and x.itemsize == 4 and _all_finite(x[r]):   # exp32_shifted's domain
+            xr, orow = x[r], out[r]
+            exp32_shifted(xr, _max_finite(xr), orow, scratch)
+            inv = np.float32(1.0 / _sum64(orow))
+            for j in range(n):
+                orow[j] *= inv
             continue
         m = x[r, 0]               # x's type: a float32 row's exp is expf, once per element
         for j in range(1, n):
