@@ -114,7 +114,7 @@ F8 = ((3.0, 7.0, 448.0, 0.0, 128.0), (3.0, 8.0, 240.0, 1.0, 128.0), (2.0, 15.0, 
       (2.0, 16.0, 57344.0, 1.0, 128.0), (1.0, 1.0, 6.0, 3.0, 8.0))
 
 
-@njit(inline="always")
+@njit
 def f8_to_f32(c, code):
     mbits, bias, _, kind, sbit = F8[code - 2]
     mb, b, k, top = int(mbits), int(bias), int(kind), int(sbit)
@@ -134,7 +134,7 @@ def f8_to_f32(c, code):
     return -v if sign else v
 
 
-@njit(inline="always")
+@njit
 def f32_to_f8(x, code, sat):
     """Round to nearest even; out of range (Inf too) saturates to the largest
     finite value, or, with sat=False, becomes Inf (E5M2) or NaN (as ONNX Cast);
@@ -170,14 +170,14 @@ def f32_to_f8(x, code, sat):
     return np.uint8(sign | ((e + b) << mb) | mant)
 
 
-@njit(inline="always")
+@njit
 def e8m0_to_f32(c):
     """2**(c - 127); 0xFF is NaN."""
     c = np.int64(c)
     return np.float32(np.nan) if c == 0xFF else np.float32(math.ldexp(1.0, c - 127))
 
 
-@njit(inline="always")
+@njit
 def f32_to_e8m0(x, mode):
     """The float32 exponent, rounded up, down or to nearest by the mantissa
     (the sign is dropped, NaN/Inf -> 0xFF); saturation stops at 0xFE."""
