@@ -165,6 +165,9 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 # 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
 # took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
 PAR_MIN_FLOPS = 1 << 24
+# Elements of Winograd's V and M buffers (per block of tile rows): ~256 KiB of float32, half of L2.
+WINO_BLOCK = 1 << 16
+WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 32, 16, 64
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -445,6 +448,153 @@ def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha
                    b, res, act, alpha, beta, xp, tmp)
 
 
+# ------------------------------------------------------------ Winograd F(2x2, 3x3)
+#
+# A 3x3 stride-1 conv computes each 2x2 output tile from a 4x4 input patch d as
+# Y = A^T [(G g G^T) * (B^T d B)] A: 16 products per tile and channel pair where
+# im2col's GEMM does 36, so the BLAS work drops 2.25x. The transforms run in tile
+# rows: U = G g G^T (16, M, C) once per filter set, V = B^T d B (16, C, tiles), then
+# 16 GEMMs M_k = U_k V_k in BLAS, then Y = A^T M A into out with the epilogue.
+# Every transform loop writes one array and reads at most two, so LLVM vectorises it.
+
+
+@njit(cache=True, error_model="numpy")
+def winograd_weights(w, u):
+    """u[4i+j, m, c] = (G g G^T)[i, j] for the filters g = w[m, c] of w (M, C, 1, 3, 3); computed in
+    float64. One filter row m at a time into t, then copied out in rows: storing u[:, m, c] directly
+    strides by M*C, 4 KiB apart for 32 channels, and ran 15x slower (cache set conflicts)."""
+    M, C = w.shape[0], w.shape[1]
+    t = np.empty((C, 16))
+    for m in range(M):
+        for c in range(C):
+            g, tc = w[m, c, 0], t[c]
+            for j in range(3):   # G g in tc[0:3], tc[4:7], tc[8:11], tc[12:15], then G g G^T in place
+                g0, g1, g2 = np.float64(g[0, j]), np.float64(g[1, j]), np.float64(g[2, j])
+                tc[j], tc[4 + j] = g0, 0.5 * (g0 + g1 + g2)
+                tc[8 + j], tc[12 + j] = 0.5 * (g0 - g1 + g2), g2
+            for i in range(4):
+                t0, t1, t2 = tc[4 * i], tc[4 * i + 1], tc[4 * i + 2]
+                tc[4 * i + 1] = 0.5 * (t0 + t1 + t2)
+                tc[4 * i + 2] = 0.5 * (t0 - t1 + t2)
+                tc[4 * i + 3] = t2
+        for k in range(16):
+            um = u[k, m]
+            for c in range(C):
+                um[c] = t[c, k]
+
+
+@njit(cache=True, error_model="numpy")
+def _wino_input(xp, v, th0, th1, e):
+    """v[4i+j, c, tile] = (B^T d B)[i, j] for the 4x4 patches d = xp[c, 2th:2th+4, 2tw:2tw+4],
+    th in [th0, th1) (tiles numbered from th0). e (4, Wp) holds the column pass B^T d of one tile row."""
+    C = xp.shape[0]
+    TW = (xp.shape[2] - 2) // 2
+    for c in range(C):
+        xc = xp[c]
+        for th in range(th0, th1):
+            r0, r1, r2, r3 = xc[2 * th], xc[2 * th + 1], xc[2 * th + 2], xc[2 * th + 3]
+            e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
+            for j in range(r0.shape[0]):
+                e0[j] = r0[j] - r2[j]
+            for j in range(r0.shape[0]):
+                e1[j] = r1[j] + r2[j]
+            for j in range(r0.shape[0]):
+                e2[j] = r2[j] - r1[j]
+            for j in range(r0.shape[0]):
+                e3[j] = r1[j] - r3[j]
+            t0 = (th - th0) * TW
+            for i in range(4):
+                ei = e[i]
+                d0 = v[4 * i, c, t0:t0 + TW]
+                for t in range(TW):
+                    d0[t] = ei[2 * t] - ei[2 * t + 2]
+                d1 = v[4 * i + 1, c, t0:t0 + TW]
+                for t in range(TW):
+                    d1[t] = ei[2 * t + 1] + ei[2 * t + 2]
+                d2 = v[4 * i + 2, c, t0:t0 + TW]
+                for t in range(TW):
+                    d2[t] = ei[2 * t + 2] - ei[2 * t + 1]
+                d3 = v[4 * i + 3, c, t0:t0 + TW]
+                for t in range(TW):
+                    d3[t] = ei[2 * t + 1] - ei[2 * t + 3]
+
+
+@njit(cache=True, error_model="numpy")
+def _wino_output(mt, out, n, th0, th1, z):
+    """out[n, m, 2th:2th+2, :] = A^T M A for the tiles of rows [th0, th1) (cropped to out's size).
+    z (4, 2*TW) holds the row pass M A of one tile row, tile columns interleaved."""
+    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
+    TW = z.shape[1] // 2
+    for m in range(M):
+        o = out[n, m, 0]
+        for th in range(th0, th1):
+            t0 = (th - th0) * TW
+            for i in range(4):
+                a0, a1 = mt[4 * i, m, t0:t0 + TW], mt[4 * i + 1, m, t0:t0 + TW]
+                a2, a3 = mt[4 * i + 2, m, t0:t0 + TW], mt[4 * i + 3, m, t0:t0 + TW]
+                zi = z[i]
+                for t in range(TW):
+                    zi[2 * t] = a0[t] + a1[t] + a2[t]
+                    zi[2 * t + 1] = a1[t] - a2[t] - a3[t]
+            z0, z1, z2, z3 = z[0], z[1], z[2], z[3]
+            y = o[2 * th]
+            for j in range(OW):
+                y[j] = z0[j] + z1[j] + z2[j]
+            if 2 * th + 1 < OH:
+                y = o[2 * th + 1]
+                for j in range(OW):
+                    y[j] = z1[j] - z2[j] - z3[j]
+
+
+@njit(cache=True, error_model="numpy")
+def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, block=WINO_BLOCK):
+    """2-D 3x3 stride-1 conv (x, out rank 5, D == 1) with filters pre-transformed by winograd_weights:
+    out = act(conv + b [+ res]), as conv_fused. Tiles run in blocks of tile rows sized so V and M
+    (16 x (C + M) x tiles) stay in L2, per image."""
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    Hp, Wp = 2 * TH + 2, 2 * TW + 2
+    xp = np.zeros((C, 1, Hp, Wp), dtype=x.dtype)
+    rows = max(1, min(TH, block // (16 * (C + M) * TW)))
+    v = np.empty(16 * C * rows * TW, dtype=x.dtype)
+    mt = np.empty(16 * M * rows * TW, dtype=x.dtype)
+    e = np.empty((4, Wp), dtype=x.dtype)
+    z = np.empty((4, 2 * TW), dtype=x.dtype)
+    for n in range(N):
+        _pad_image(x, n, 0, C, (0, pads_begin[1], pads_begin[2]), xp)
+        for th0 in range(0, TH, rows):
+            th1 = min(TH, th0 + rows)
+            T = (th1 - th0) * TW
+            vb = v[:16 * C * T].reshape(16, C, T)
+            mb = mt[:16 * M * T].reshape(16, M, T)
+            _wino_input(xp[:, 0], vb, th0, th1, e)
+            for k in range(16):
+                np.dot(u[k], vb[k], mb[k])
+            _wino_output(mb, out, n, th0, th1, z)
+        for m in range(M):
+            _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def use_winograd(x_shape, w_shape, out_shape, strides, pads_begin, dilations, group, pretransformed):
+    """Whether conv_fused (pretransformed False: it transforms the filters per call) or the lowering
+    (True: filters transformed once at compile time) runs this conv as conv_winograd.
+
+    Shapes are the rank-5 ones. Winograd needs a 2-D 3x3 kernel, stride 1, dilation 1, group 1;
+    it pays where GEMM work dominates its transforms (see WINO_MIN_*)."""
+    C, M = x_shape[1], w_shape[0]
+    OH, OW = out_shape[3], out_shape[4]
+    if not (group == 1 and x_shape[2] == 1 and out_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] == 3
+            and w_shape[4] == 3 and strides[1] == 1 and strides[2] == 1 and dilations[1] == 1
+            and dilations[2] == 1):
+        return False
+    tiles = x_shape[0] * ((OH + 1) // 2) * ((OW + 1) // 2)
+    if not pretransformed and tiles < WINO_MIN_TILES_PER_CALL:
+        return False
+    return min(C, M) >= WINO_MIN_CHANNELS and tiles >= WINO_MIN_TILES
+
+
 @njit(cache=True, error_model="numpy")
 def conv(x, w, b, out, strides, pads_begin, dilations, group):
     """ONNX Conv: conv_fused with no residual and no activation."""
@@ -483,6 +633,11 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     flops = 2 * N * M * K * P
     if flops < PAR_MIN_FLOPS:
         threads = 1
+    if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False):
+        u = np.empty((16, M, C), dtype=x.dtype)
+        winograd_weights(w, u)
+        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta)
+        return
     if group > 1 and cg <= 4 and mg <= 4:
         _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta,
                 threads > 1 and N * M >= 2 * threads)
