@@ -73,11 +73,11 @@ def _takes_winograd(n, c, m, h, w, pads, pretransformed=True):
 CASES = {
     "even_pad1_relu_residual": (2, 32, 40, 12, 12, (1, 1, 1, 1), ("Relu", {}), True),
     "odd_pad1": (2, 40, 32, 11, 13, (1, 1, 1, 1), None, False),
-    "odd_pad0_leaky": (1, 32, 48, 13, 11, (0, 0, 0, 0), ("LeakyRelu", {"alpha": 0.1}), False),
+    "odd_pad0_leaky": (1, 32, 48, 15, 13, (0, 0, 0, 0), ("LeakyRelu", {"alpha": 0.1}), False),
     "even_pad0_residual": (2, 48, 32, 14, 10, (0, 0, 0, 0), None, True),
-    "uneven_pads_sigmoid": (1, 32, 32, 9, 10, (1, 0, 0, 1), ("Sigmoid", {}), False),
+    "uneven_pads_sigmoid": (1, 32, 32, 13, 14, (1, 0, 0, 1), ("Sigmoid", {}), False),
     "hardsigmoid_residual": (2, 32, 36, 9, 9, (1, 1, 1, 1), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}), True),
-    "hardswish": (1, 36, 32, 10, 9, (1, 1, 1, 1), ("HardSwish", {}), False),
+    "hardswish": (1, 36, 32, 14, 13, (1, 1, 1, 1), ("HardSwish", {}), False),
 }
 
 
@@ -94,7 +94,7 @@ def test_winograd_matches_reference(name, tmp_path):
 
 
 def test_clip_epilogue_and_float64(tmp_path):
-    n, c, m, h, w, pads = 1, 32, 32, 10, 10, (1, 1, 1, 1)
+    n, c, m, h, w, pads = 1, 32, 32, 12, 12, (1, 1, 1, 1)
     oh, ow = _out_hw(h, w, pads)
     D = TensorProto.DOUBLE
     inits = {"w": RNG.standard_normal((m, c, 3, 3)), "b": RNG.standard_normal(m),
@@ -120,11 +120,14 @@ def test_filters_as_input_transform_per_call(tmp_path):
 
 
 def test_choice():
-    """Winograd only for 2-D 3x3 stride-1 dilation-1 ungrouped convs with enough channels and tiles."""
+    """Winograd only for 2-D 3x3 stride-1 dilation-1 ungrouped convs with enough channels and 2x2 output
+    tiles (more of them when the filters are transformed on each call)."""
     assert _takes_winograd(1, 32, 32, 56, 56, (1, 1, 1, 1))
-    assert _takes_winograd(1, 256, 256, 7, 7, (1, 1, 1, 1))
-    assert not _takes_winograd(1, 8, 8, 56, 56, (1, 1, 1, 1))        # too few channels
-    assert not _takes_winograd(1, 64, 64, 2, 2, (1, 1, 1, 1))        # too few tiles
+    assert _takes_winograd(1, 128, 128, 14, 14, (1, 1, 1, 1))
+    assert _takes_winograd(4, 256, 256, 7, 7, (1, 1, 1, 1))
+    assert not _takes_winograd(1, 4, 4, 56, 56, (1, 1, 1, 1))        # too few channels
+    assert not _takes_winograd(1, 256, 256, 7, 7, (1, 1, 1, 1))      # too few tiles for the filters' traffic
+    assert not _takes_winograd(1, 64, 64, 14, 14, (1, 1, 1, 1), pretransformed=False)
     shape = ((1, 32, 1, 16, 16), (32, 32, 1, 3, 3), (1, 32, 1, 16, 16))
     assert not nn.use_winograd(*shape, (1, 1, 1), (0, 1, 1), (1, 1, 1), 2, True)      # grouped
     assert not nn.use_winograd(*shape, (1, 1, 1), (0, 1, 1), (1, 1, 2), 1, True)      # dilated

@@ -165,9 +165,15 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 # 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
 # took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
 PAR_MIN_FLOPS = 1 << 24
-# Elements of Winograd's V and M buffers (per block of tile rows): ~256 KiB of float32, half of L2.
-WINO_BLOCK = 1 << 16
-WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 32, 16, 64
+# Winograd (conv_winograd) where it pays; measured at 1 thread, transformed filters U (16 x M x C) vs
+# the im2col GEMM. Per image and block of tile rows, V and M (16 x (C + M) x tiles) take at most
+# WINO_BLOCK elements (a whole 56x56 image with 32 channels in and out). U is 16/9 the filters' size and is read
+# from memory once per call, so too few 2x2 output tiles cannot pay for it: resnet18_half's
+# 256-channel 7x7 convs (16 tiles) ran 1.3x slower in the model, its 14x14 ones (49 tiles) 0.8x.
+# Filters transformed per call (not constants) cost about a 64-tile conv's saving.
+# Below 8 channels the transforms outweigh the GEMM.
+WINO_BLOCK = 1 << 20
+WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 8, 32, 64
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -485,58 +491,60 @@ def winograd_weights(w, u):
 
 @njit(cache=True, error_model="numpy")
 def _wino_input(xp, v, th0, th1, e):
-    """v[4i+j, c, tile] = (B^T d B)[i, j] for the 4x4 patches d = xp[c, 2th:2th+4, 2tw:2tw+4],
-    th in [th0, th1) (tiles numbered from th0). e (4, Wp) holds the column pass B^T d of one tile row."""
-    C = xp.shape[0]
-    TW = (xp.shape[2] - 2) // 2
+    """v[4i+j, c, tile] = (B^T d B)[i, j] for the 4x4 patches d = xp[c, 2th:2th+4, 2tw:2tw+4] of the tile
+    rows th in [th0, th1), numbered from th0, TW + 1 tiles a row (xp (C, Hp, Wp), Wp = 2 TW + 2).
+
+    The last tile of each row is junk (it reads the next row): with it, tile t starts at column 2t
+    of the row-concatenated column pass e = B^T d, so the row pass is one long loop per channel
+    instead of 16 short ones per tile row. e is (4, (th1 - th0) Wp + 2), its last 2 elements zero."""
+    C, Wp = xp.shape[0], xp.shape[2]
+    nt = (th1 - th0) * (Wp // 2)
     for c in range(C):
         xc = xp[c]
         for th in range(th0, th1):
             r0, r1, r2, r3 = xc[2 * th], xc[2 * th + 1], xc[2 * th + 2], xc[2 * th + 3]
-            e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
-            for j in range(r0.shape[0]):
+            o = (th - th0) * Wp
+            e0, e1, e2, e3 = e[0, o:o + Wp], e[1, o:o + Wp], e[2, o:o + Wp], e[3, o:o + Wp]
+            for j in range(Wp):
                 e0[j] = r0[j] - r2[j]
-            for j in range(r0.shape[0]):
+            for j in range(Wp):
                 e1[j] = r1[j] + r2[j]
-            for j in range(r0.shape[0]):
+            for j in range(Wp):
                 e2[j] = r2[j] - r1[j]
-            for j in range(r0.shape[0]):
+            for j in range(Wp):
                 e3[j] = r1[j] - r3[j]
-            t0 = (th - th0) * TW
-            for i in range(4):
-                ei = e[i]
-                d0 = v[4 * i, c, t0:t0 + TW]
-                for t in range(TW):
-                    d0[t] = ei[2 * t] - ei[2 * t + 2]
-                d1 = v[4 * i + 1, c, t0:t0 + TW]
-                for t in range(TW):
-                    d1[t] = ei[2 * t + 1] + ei[2 * t + 2]
-                d2 = v[4 * i + 2, c, t0:t0 + TW]
-                for t in range(TW):
-                    d2[t] = ei[2 * t + 2] - ei[2 * t + 1]
-                d3 = v[4 * i + 3, c, t0:t0 + TW]
-                for t in range(TW):
-                    d3[t] = ei[2 * t + 1] - ei[2 * t + 3]
+        for i in range(4):
+            ei = e[i]
+            d0, d1, d2, d3 = v[4 * i, c], v[4 * i + 1, c], v[4 * i + 2, c], v[4 * i + 3, c]
+            for t in range(nt):
+                d0[t] = ei[2 * t] - ei[2 * t + 2]
+            for t in range(nt):
+                d1[t] = ei[2 * t + 1] + ei[2 * t + 2]
+            for t in range(nt):
+                d2[t] = ei[2 * t + 2] - ei[2 * t + 1]
+            for t in range(nt):
+                d3[t] = ei[2 * t + 1] - ei[2 * t + 3]
 
 
 @njit(cache=True, error_model="numpy")
 def _wino_output(mt, out, n, th0, th1, z):
-    """out[n, m, 2th:2th+2, :] = A^T M A for the tiles of rows [th0, th1) (cropped to out's size).
-    z (4, 2*TW) holds the row pass M A of one tile row, tile columns interleaved."""
+    """out[n, m, 2th:2th+2, :] = A^T M A for the tiles of rows [th0, th1) as _wino_input numbers them
+    (cropped to out's size: the junk tile and any odd last row or column are dropped).
+    z (4, 2 * tiles) holds the row pass M A of one output channel, tile columns interleaved."""
     M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
-    TW = z.shape[1] // 2
+    nt = mt.shape[2]
+    Wz = 2 * nt // (th1 - th0)
     for m in range(M):
+        for i in range(4):
+            a0, a1, a2, a3 = mt[4 * i, m], mt[4 * i + 1, m], mt[4 * i + 2, m], mt[4 * i + 3, m]
+            zi = z[i]
+            for t in range(nt):
+                zi[2 * t] = a0[t] + a1[t] + a2[t]
+                zi[2 * t + 1] = a1[t] - a2[t] - a3[t]
         o = out[n, m, 0]
         for th in range(th0, th1):
-            t0 = (th - th0) * TW
-            for i in range(4):
-                a0, a1 = mt[4 * i, m, t0:t0 + TW], mt[4 * i + 1, m, t0:t0 + TW]
-                a2, a3 = mt[4 * i + 2, m, t0:t0 + TW], mt[4 * i + 3, m, t0:t0 + TW]
-                zi = z[i]
-                for t in range(TW):
-                    zi[2 * t] = a0[t] + a1[t] + a2[t]
-                    zi[2 * t + 1] = a1[t] - a2[t] - a3[t]
-            z0, z1, z2, z3 = z[0], z[1], z[2], z[3]
+            s = (th - th0) * Wz
+            z0, z1, z2, z3 = z[0, s:s + OW], z[1, s:s + OW], z[2, s:s + OW], z[3, s:s + OW]
             y = o[2 * th]
             for j in range(OW):
                 y[j] = z0[j] + z1[j] + z2[j]
@@ -549,23 +557,23 @@ def _wino_output(mt, out, n, th0, th1, z):
 @njit(cache=True, error_model="numpy")
 def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, block=WINO_BLOCK):
     """2-D 3x3 stride-1 conv (x, out rank 5, D == 1) with filters pre-transformed by winograd_weights:
-    out = act(conv + b [+ res]), as conv_fused. Tiles run in blocks of tile rows sized so V and M
-    (16 x (C + M) x tiles) stay in L2, per image."""
-    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    out = act(conv + b [+ res]), as conv_fused. Tiles run in blocks of tile rows, per image, with
+    V and M (16 x (C + M) x tiles) at most `block` elements; the epilogue runs per output plane."""
+    N, C = x.shape[0], x.shape[1]
     M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
-    TH, TW = (OH + 1) // 2, (OW + 1) // 2
-    Hp, Wp = 2 * TH + 2, 2 * TW + 2
+    TH, T1 = (OH + 1) // 2, (OW + 1) // 2 + 1   # tile rows; tiles a row, one junk
+    Hp, Wp = 2 * TH + 2, 2 * T1
     xp = np.zeros((C, 1, Hp, Wp), dtype=x.dtype)
-    rows = max(1, min(TH, block // (16 * (C + M) * TW)))
-    v = np.empty(16 * C * rows * TW, dtype=x.dtype)
-    mt = np.empty(16 * M * rows * TW, dtype=x.dtype)
-    e = np.empty((4, Wp), dtype=x.dtype)
-    z = np.empty((4, 2 * TW), dtype=x.dtype)
+    rows = max(1, min(TH, block // (16 * (C + M) * T1)))
+    v = np.empty(16 * C * rows * T1, dtype=x.dtype)
+    mt = np.empty(16 * M * rows * T1, dtype=x.dtype)
+    e = np.zeros((4, rows * Wp + 2), dtype=x.dtype)
+    z = np.empty((4, rows * Wp), dtype=x.dtype)
     for n in range(N):
         _pad_image(x, n, 0, C, (0, pads_begin[1], pads_begin[2]), xp)
         for th0 in range(0, TH, rows):
             th1 = min(TH, th0 + rows)
-            T = (th1 - th0) * TW
+            T = (th1 - th0) * T1
             vb = v[:16 * C * T].reshape(16, C, T)
             mb = mt[:16 * M * T].reshape(16, M, T)
             _wino_input(xp[:, 0], vb, th0, th1, e)
