@@ -135,3 +135,15 @@ def test_choice():
                                (1, 2, 2), (0, 1, 1), (1, 1, 1), 1, True)              # strided
     assert not nn.use_winograd((1, 32, 1, 16, 16), (32, 32, 1, 5, 5), (1, 32, 1, 16, 16),
                                (1, 1, 1), (0, 2, 2), (1, 1, 1), 1, True)              # 5x5
+
+
+def test_cuda_lowering_keeps_conv_fused():
+    """The CUDA target reuses the CPU Conv lowering with its own nn library, which has no Winograd."""
+    import targets.cpu as cpu_target
+    import targets.cuda as cuda_target
+    from compiler.driver import lower_to_ir
+    mod = _conv_model(1, 32, 32, 16, 16, (1, 1, 1, 1))
+    meta = {"x": (np.dtype(np.float32), (1, 32, 16, 16), None)}
+    calls = {t.NAME: [ln for ln in t.build(lower_to_ir(mod, meta), {})["source"].splitlines() if "L_nn." in ln]
+             for t in (cpu_target, cuda_target)}
+    assert "conv_winograd" in calls["cpu"][0] and "conv_fused" in calls["cuda"][0], calls

@@ -9,6 +9,7 @@ from compiler.ops.common import attr
 
 from . import source
 from .kernels import nn as nn_kernels
+from .emitter import KERNEL_DIR as CPU_KERNEL_DIR
 from .lower import lower
 
 
@@ -55,7 +56,7 @@ def _conv(node, em):
     act = ACT_CODES[attr(node, "_act")]
     alpha, beta = source.num(float(attr(node, '_alpha', 0.0))), source.num(float(attr(node, '_beta', 0.0)))
     out5 = f"{res}.reshape({source.ints(_as5(out.shape))})"
-    if w.is_const and _winograd(node, geo):
+    if w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR and _winograd(node, geo):
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
@@ -68,7 +69,8 @@ def _conv(node, em):
 
 
 def _winograd(node, geo):
-    """Whether the kernel library picks Winograd for this conv with pre-transformed filters."""
+    """Whether the CPU kernel library picks Winograd for this conv with pre-transformed filters
+    (only for the CPU library: the CUDA target reuses this lowering with its own)."""
     x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
     return nn_kernels.use_winograd(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
                                    _t3(geo["pads_begin"], 0), _t3(geo["dilations"], 1), int(attr(node, "group", 1)), True)
