@@ -165,13 +165,13 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 # 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
 # took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
 PAR_MIN_FLOPS = 1 << 24
-# Winograd (conv_winograd) where it pays; measured at 1 thread, transformed filters U (16 x M x C) vs
-# the im2col GEMM. Per image and block of tile rows, V and M (16 x (C + M) x tiles) take at most
-# WINO_BLOCK elements (a whole 56x56 image with 32 channels in and out). U is 16/9 the filters' size and is read
-# from memory once per call, so too few 2x2 output tiles cannot pay for it: resnet18_half's
-# 256-channel 7x7 convs (16 tiles) ran 1.3x slower in the model, its 14x14 ones (49 tiles) 0.8x.
-# Filters transformed per call (not constants) cost about a 64-tile conv's saving.
-# Below 8 channels the transforms outweigh the GEMM.
+# Winograd (conv_winograd) where it pays, measured at 1 thread against the im2col GEMM. Per image
+# and block of tile rows, V and M (16 x (C + M) x tiles) take at most WINO_BLOCK elements (a whole
+# 56x56 image with 32 channels in and out). The transformed filters U are 16/9 the filters' size
+# and come from memory once per call, so too few 2x2 output tiles cannot pay for them:
+# resnet18_half's 256-channel 7x7 convs (16 tiles) ran 1.3x slower in the model, its 14x14 ones
+# (49 tiles) 0.8x. Filters transformed on each call (not constants) cost about a 64-tile conv's
+# saving. Below 8 channels the transforms outweigh the GEMM.
 WINO_BLOCK = 1 << 20
 WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 8, 32, 64
 
@@ -496,7 +496,8 @@ def _wino_input(xp, v, th0, th1, e):
 
     The last tile of each row is junk (it reads the next row): with it, tile t starts at column 2t
     of the row-concatenated column pass e = B^T d, so the row pass is one long loop per channel
-    instead of 16 short ones per tile row. e is (4, (th1 - th0) Wp + 2), its last 2 elements zero."""
+    instead of 16 short ones per tile row. e is (4, (th1 - th0) Wp + 2); the junk tiles alone read
+    its 2 spare elements."""
     C, Wp = xp.shape[0], xp.shape[2]
     nt = (th1 - th0) * (Wp // 2)
     for c in range(C):
