@@ -9,6 +9,7 @@ from compiler.ops.common import attr
 
 from . import source
 from .kernels import nn as nn_kernels
+from .emitter import KERNEL_DIR as CPU_KERNEL_DIR
 from .lower import lower
 
 
@@ -17,9 +18,13 @@ def _as5(shape):
     return tuple(shape[:2]) + (1,) * (5 - len(shape)) + tuple(shape[2:])
 
 
-def _p3(values, fill):
+def _t3(values, fill):
     values = tuple(int(v) for v in values)
-    return source.ints((fill,) * (3 - len(values)) + values)
+    return (fill,) * (3 - len(values)) + values
+
+
+def _p3(values, fill):
+    return source.ints(_t3(values, fill))
 
 
 def _float_only(node):
@@ -49,10 +54,26 @@ def _conv(node, em):
     L = em.lib("nn")
     res = em.alloc(out)
     act = ACT_CODES[attr(node, "_act")]
-    em.emit(f"{L}.conv_fused({_view5(em, x)}, {_view5(em, w)}, {bias}, {res}.reshape({source.ints(_as5(out.shape))}), "
+    alpha, beta = source.num(float(attr(node, '_alpha', 0.0))), source.num(float(attr(node, '_beta', 0.0)))
+    out5 = f"{res}.reshape({source.ints(_as5(out.shape))})"
+    if w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR and _winograd(node, geo):
+        # Filters are constants: transform them once, here, with the kernel library's own code.
+        u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
+        nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
+        em.emit(f"{L}.conv_winograd({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
+                f"{res5}, {act}, {alpha}, {beta})")
+        return
+    em.emit(f"{L}.conv_fused({_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, "
             f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, {_p3(geo['dilations'], 1)}, {int(attr(node, 'group', 1))}, "
-            f"{res5}, {act}, {source.num(float(attr(node, '_alpha', 0.0)))}, {source.num(float(attr(node, '_beta', 0.0)))}, "
-            f"{int(getattr(em, 'threads', 1))})")
+            f"{res5}, {act}, {alpha}, {beta}, {int(getattr(em, 'threads', 1))})")
+
+
+def _winograd(node, geo):
+    """Whether the CPU kernel library picks Winograd for this conv with pre-transformed filters
+    (only for the CPU library: the CUDA target reuses this lowering with its own)."""
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    return nn_kernels.use_winograd(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
+                                   _t3(geo["pads_begin"], 0), _t3(geo["dilations"], 1), int(attr(node, "group", 1)), True)
 
 
 @lower("ConvTranspose")

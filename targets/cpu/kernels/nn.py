@@ -167,6 +167,15 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 # 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
 # took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
 PAR_MIN_FLOPS = 1 << 24
+# Winograd (conv_winograd) where it pays, measured at 1 thread against the im2col GEMM. Per image
+# and block of tile rows, V and M (16 x (C + M) x tiles) take at most WINO_BLOCK elements (a whole
+# 56x56 image with 32 channels in and out). The transformed filters U are 16/9 the filters' size
+# and come from memory once per call, so too few 2x2 output tiles cannot pay for them:
+# resnet18_half's 256-channel 7x7 convs (16 tiles) ran 1.3x slower in the model, its 14x14 ones
+# (49 tiles) 0.8x. Filters transformed on each call (not constants) cost about a 64-tile conv's
+# saving. Below 8 channels the transforms outweigh the GEMM.
+WINO_BLOCK = 1 << 20
+WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 8, 32, 64
 
 
 @njit(cache=True, error_model="numpy")
@@ -432,6 +441,156 @@ def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha
                    b, res, act, alpha, beta, xp, tmp)
 
 
+# ------------------------------------------------------------ Winograd F(2x2, 3x3)
+#
+# A 3x3 stride-1 conv computes each 2x2 output tile from a 4x4 input patch d as
+# Y = A^T [(G g G^T) * (B^T d B)] A: 16 products per tile and channel pair where
+# im2col's GEMM does 36, so the BLAS work drops 2.25x. The transforms run in tile
+# rows: U = G g G^T (16, M, C) once per filter set, V = B^T d B (16, C, tiles), then
+# 16 GEMMs M_k = U_k V_k in BLAS, then Y = A^T M A into out with the epilogue.
+# Every transform loop writes one array and reads at most two, so LLVM vectorises it.
+
+
+@njit(cache=True, error_model="numpy")
+def winograd_weights(w, u):
+    """u[4i+j, m, c] = (G g G^T)[i, j] for the filters g = w[m, c] of w (M, C, 1, 3, 3); computed in
+    float64. One filter row m at a time into t, then copied out in rows: storing u[:, m, c] directly
+    strides by M*C, 4 KiB apart for 32 channels, and ran 15x slower (cache set conflicts)."""
+    M, C = w.shape[0], w.shape[1]
+    t = np.empty((C, 16))
+    for m in range(M):
+        for c in range(C):
+            g, tc = w[m, c, 0], t[c]
+            for j in range(3):   # G g in tc[0:3], tc[4:7], tc[8:11], tc[12:15], then G g G^T in place
+                g0, g1, g2 = np.float64(g[0, j]), np.float64(g[1, j]), np.float64(g[2, j])
+                tc[j], tc[4 + j] = g0, 0.5 * (g0 + g1 + g2)
+                tc[8 + j], tc[12 + j] = 0.5 * (g0 - g1 + g2), g2
+            for i in range(4):
+                t0, t1, t2 = tc[4 * i], tc[4 * i + 1], tc[4 * i + 2]
+                tc[4 * i + 1] = 0.5 * (t0 + t1 + t2)
+                tc[4 * i + 2] = 0.5 * (t0 - t1 + t2)
+                tc[4 * i + 3] = t2
+        for k in range(16):
+            um = u[k, m]
+            for c in range(C):
+                um[c] = t[c, k]
+
+
+@njit(cache=True, error_model="numpy")
+def _wino_input(xp, v, th0, th1, e):
+    """v[4i+j, c, tile] = (B^T d B)[i, j] for the 4x4 patches d = xp[c, 2th:2th+4, 2tw:2tw+4] of the tile
+    rows th in [th0, th1), numbered from th0, TW + 1 tiles a row (xp (C, Hp, Wp), Wp = 2 TW + 2).
+
+    The last tile of each row is junk (it reads the next row): with it, tile t starts at column 2t
+    of the row-concatenated column pass e = B^T d, so the row pass is one long loop per channel
+    instead of 16 short ones per tile row. e is (4, (th1 - th0) Wp + 2); the junk tiles alone read
+    its 2 spare elements."""
+    C, Wp = xp.shape[0], xp.shape[2]
+    nt = (th1 - th0) * (Wp // 2)
+    for c in range(C):
+        xc = xp[c]
+        for th in range(th0, th1):
+            r0, r1, r2, r3 = xc[2 * th], xc[2 * th + 1], xc[2 * th + 2], xc[2 * th + 3]
+            o = (th - th0) * Wp
+            e0, e1, e2, e3 = e[0, o:o + Wp], e[1, o:o + Wp], e[2, o:o + Wp], e[3, o:o + Wp]
+            for j in range(Wp):
+                e0[j] = r0[j] - r2[j]
+            for j in range(Wp):
+                e1[j] = r1[j] + r2[j]
+            for j in range(Wp):
+                e2[j] = r2[j] - r1[j]
+            for j in range(Wp):
+                e3[j] = r1[j] - r3[j]
+        for i in range(4):
+            ei = e[i]
+            d0, d1, d2, d3 = v[4 * i, c], v[4 * i + 1, c], v[4 * i + 2, c], v[4 * i + 3, c]
+            for t in range(nt):
+                d0[t] = ei[2 * t] - ei[2 * t + 2]
+            for t in range(nt):
+                d1[t] = ei[2 * t + 1] + ei[2 * t + 2]
+            for t in range(nt):
+                d2[t] = ei[2 * t + 2] - ei[2 * t + 1]
+            for t in range(nt):
+                d3[t] = ei[2 * t + 1] - ei[2 * t + 3]
+
+
+@njit(cache=True, error_model="numpy")
+def _wino_output(mt, out, n, th0, th1, z):
+    """out[n, m, 2th:2th+2, :] = A^T M A for the tiles of rows [th0, th1) as _wino_input numbers them
+    (cropped to out's size: the junk tile and any odd last row or column are dropped).
+    z (4, 2 * tiles) holds the row pass M A of one output channel, tile columns interleaved."""
+    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
+    nt = mt.shape[2]
+    Wz = 2 * nt // (th1 - th0)
+    for m in range(M):
+        for i in range(4):
+            a0, a1, a2, a3 = mt[4 * i, m], mt[4 * i + 1, m], mt[4 * i + 2, m], mt[4 * i + 3, m]
+            zi = z[i]
+            for t in range(nt):
+                zi[2 * t] = a0[t] + a1[t] + a2[t]
+                zi[2 * t + 1] = a1[t] - a2[t] - a3[t]
+        o = out[n, m, 0]
+        for th in range(th0, th1):
+            s = (th - th0) * Wz
+            z0, z1, z2, z3 = z[0, s:s + OW], z[1, s:s + OW], z[2, s:s + OW], z[3, s:s + OW]
+            y = o[2 * th]
+            for j in range(OW):
+                y[j] = z0[j] + z1[j] + z2[j]
+            if 2 * th + 1 < OH:
+                y = o[2 * th + 1]
+                for j in range(OW):
+                    y[j] = z1[j] - z2[j] - z3[j]
+
+
+@njit(cache=True, error_model="numpy")
+def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, block=WINO_BLOCK):
+    """2-D 3x3 stride-1 conv (x, out rank 5, D == 1) with filters pre-transformed by winograd_weights:
+    out = act(conv + b [+ res]), as conv_fused. Tiles run in blocks of tile rows, per image, with
+    V and M (16 x (C + M) x tiles) at most `block` elements; the epilogue runs per output plane."""
+    N, C = x.shape[0], x.shape[1]
+    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
+    TH, T1 = (OH + 1) // 2, (OW + 1) // 2 + 1   # tile rows; tiles a row, one junk
+    Hp, Wp = 2 * TH + 2, 2 * T1
+    xp = np.zeros((C, 1, Hp, Wp), dtype=x.dtype)
+    rows = max(1, min(TH, block // (16 * (C + M) * T1)))
+    v = np.empty(16 * C * rows * T1, dtype=x.dtype)
+    mt = np.empty(16 * M * rows * T1, dtype=x.dtype)
+    e = np.zeros((4, rows * Wp + 2), dtype=x.dtype)
+    z = np.empty((4, rows * Wp), dtype=x.dtype)
+    for n in range(N):
+        _pad_image(x, n, 0, C, (0, pads_begin[1], pads_begin[2]), xp)
+        for th0 in range(0, TH, rows):
+            th1 = min(TH, th0 + rows)
+            T = (th1 - th0) * T1
+            vb = v[:16 * C * T].reshape(16, C, T)
+            mb = mt[:16 * M * T].reshape(16, M, T)
+            _wino_input(xp[:, 0], vb, th0, th1, e)
+            for k in range(16):
+                np.dot(u[k], vb[k], mb[k])
+            _wino_output(mb, out, n, th0, th1, z)
+        for m in range(M):
+            _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def use_winograd(x_shape, w_shape, out_shape, strides, pads_begin, dilations, group, pretransformed):
+    """Whether conv_fused (pretransformed False: it transforms the filters per call) or the lowering
+    (True: filters transformed once at compile time) runs this conv as conv_winograd.
+
+    Shapes are the rank-5 ones. Winograd needs a 2-D 3x3 kernel, stride 1, dilation 1, group 1;
+    it pays where GEMM work dominates its transforms (see WINO_MIN_*)."""
+    C, M = x_shape[1], w_shape[0]
+    OH, OW = out_shape[3], out_shape[4]
+    if not (group == 1 and x_shape[2] == 1 and out_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] == 3
+            and w_shape[4] == 3 and strides[1] == 1 and strides[2] == 1 and dilations[1] == 1
+            and dilations[2] == 1):
+        return False
+    tiles = x_shape[0] * ((OH + 1) // 2) * ((OW + 1) // 2)
+    if not pretransformed and tiles < WINO_MIN_TILES_PER_CALL:
+        return False
+    return min(C, M) >= WINO_MIN_CHANNELS and tiles >= WINO_MIN_TILES
+
+
 @njit(cache=True, error_model="numpy")
 def conv(x, w, b, out, strides, pads_begin, dilations, group):
     """ONNX Conv: conv_fused with no residual and no activation."""
@@ -470,6 +629,11 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     flops = 2 * N * M * K * P
     if flops < PAR_MIN_FLOPS:
         threads = 1
+    if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False):
+        u = np.empty((16, M, C), dtype=x.dtype)
+        winograd_weights(w, u)
+        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta)
+        return
     if group > 1 and cg <= 4 and mg <= 4:
         _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta,
                 threads > 1 and N * M >= 2 * threads)
