@@ -673,7 +673,8 @@ def _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b,
 
 @njit(cache=True, error_model="numpy")
 def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta, parallel):
-    if _is_dw_wide(x, w, strides, dilations):
+    # Stride 2 with another activation measured slower in wide form (se_cnn's HardSwish layers).
+    if _is_dw_wide(x, w, strides, dilations) and (strides[1] == 1 or act <= ACT_CLIP):
         _dw(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, parallel)
         return
     OW, W = out.shape[4], x.shape[4]
