@@ -421,7 +421,7 @@ def _is_dw_wide(x, w, strides, dilations):
     return _is3x3(x, w, dilations) and strides[1] == strides[2] and strides[1] <= 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _fill_phases(xc, xq, s, ph, pw, Hq, Wq):
     """Scatter the plane xc (H, W) into the phase planes xq (s*s, plane size): padded
     position (i + ph, j + pw) goes to phase ((i+ph) % s, (j+pw) % s) at ((i+ph)//s, (j+pw)//s).
@@ -464,7 +464,7 @@ def _wide3x3s2(o, p00, p00d, p01, p01d, p10, p11, wc, first):
         o[j] = v if first else o[j] + v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _crop_epilogue(acc, Wq, nr, o, r0, bias, res, act, lohi, alpha, beta):
     """Output rows r0 .. r0 + nr of plane o (OH, OW) = act(acc's rows (cropped to OW of every Wq)
     + bias [+ res]). Clip and Relu (lohi: lo, hi, 0 in the array dtype) are applied in the
@@ -492,32 +492,6 @@ def _crop_epilogue(acc, Wq, nr, o, r0, bias, res, act, lohi, alpha, beta):
         _epilogue(seg, lohi[2], seg[:0], act, alpha, beta)
 
 
-@njit(cache=True, error_model="numpy")
-def _dw_plane(x, w, out, n, m, c0, cg, s, ph, pw, Hq, Wq, rows, b, res, act, alpha, beta, lohi, xq, acc):
-    """_plane3x3 in wide form (see above), strides (s, s) with s 1 or 2, in blocks of `rows` output
-    rows. The geometry comes precomputed: a few run-time divisions per plane cost as much as a
-    7x7 plane's arithmetic."""
-    OH = out.shape[3]
-    for c in range(cg):
-        _fill_phases(x[n, c0 + c, 0], xq[c], s, ph, pw, Hq, Wq)
-    o = out[n, m, 0]
-    r_pl = res[n, m, 0] if res.size > 0 else o[:0]
-    for r0 in range(0, OH, rows):
-        nr = min(rows, OH - r0)
-        a = acc[:nr * Wq]
-        q0 = r0 * Wq
-        for c in range(cg):
-            wc = w[m, c, 0]
-            first = c == 0
-            if s == 1:
-                p = xq[c, 0]
-                _row3x3(a, p[q0:], p[q0 + Wq:], p[q0 + 2 * Wq:], wc, first)
-            else:
-                p00, p01, p10, p11 = xq[c, 0], xq[c, 1], xq[c, 2], xq[c, 3]
-                _wide3x3s2(a, p00[q0:], p00[q0 + Wq:], p01[q0:], p01[q0 + Wq:], p10[q0:], p11[q0:], wc, first)
-        _crop_epilogue(a, Wq, nr, o, r0, b[m], r_pl, act, lohi, alpha, beta)
-
-
 # "Same" 3x3 depthwise (stride 1, pads 1, output as large as the input): the plane is copied
 # in one run into a buffer with one zero row above and below, and output q = oh*W + ow reads
 # the buffer at q + kh*W + kw: one loop over a block of output rows, written straight into
@@ -525,7 +499,7 @@ def _dw_plane(x, w, out, n, m, c0, cg, s, ph, pw, Hq, Wq, rows, b, res, act, alp
 # row's edge value instead of the zero pad); they are recomputed from their six real taps.
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _same_rows(xb, wc, o, q0, W, bias, res, clamp, lo, hi):
     """o[j] = conv + bias [+ res[j]] (clamped to [lo, hi] when clamp) for outputs q0 .. q0 + len(o)."""
     n = o.shape[0]
@@ -567,23 +541,74 @@ def _same_rows(xb, wc, o, q0, W, bias, res, clamp, lo, hi):
 
 
 @njit(cache=True, error_model="numpy")
-def _same_plane(x, w, out, n, m, c, rows, b, res, act, lohi, alpha, beta, xb):
-    """One plane of the same-size 3x3 depthwise conv (see above), in blocks of `rows` rows."""
-    H, W = x.shape[3], x.shape[4]
-    src = x[n, c, 0].reshape(-1)
+def _same_planes(x, w, out, group, t0, t1, rows, b, res, act, lohi, alpha, beta, xb):
+    """Planes t0 .. t1 (over N*M) of the same-size 3x3 depthwise conv (see above), in blocks of
+    `rows` rows. One function with the row loops inlined: a call per plane, with its array
+    arguments, cost more than a 7x7 plane's arithmetic (refcounting of every array passed)."""
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    M = out.shape[1]
+    mg = M // group
+    x2 = x.reshape(N * C, H * W)
+    o2 = out.reshape(N * M, H * W)
+    r2 = res.reshape(N * M, H * W) if res.size > 0 else o2[:0]
+    w2 = w.reshape(M, 3, 3)
+    has_res = res.size > 0
+    clamp = (act == ACT_RELU or act == ACT_CLIP) and not has_res
+    lo, hi = lohi[0], lohi[1]
     dst = xb[W + 1:W + 1 + H * W]
-    for t in range(H * W):
-        dst[t] = src[t]
-    o = out[n, m, 0].reshape(-1)
-    r = res[n, m, 0].reshape(-1) if res.size > 0 else o[:0]
-    clamp = (act == ACT_RELU or act == ACT_CLIP) and res.size == 0
-    wc = w[m, 0, 0]
-    for r0 in range(0, H, rows):
-        q0, q1 = r0 * W, min(H, r0 + rows) * W
-        seg = o[q0:q1]
-        _same_rows(xb, wc, seg, q0, W, b[m], r[q0:q1] if res.size > 0 else r, clamp, lohi[0], lohi[1])
-        if not clamp and act != ACT_NONE:
-            _epilogue(seg, lohi[2], seg[:0], act, alpha, beta)
+    n, m = t0 // M, t0 % M
+    for t in range(t0, t1):
+        if t == t0 or m % mg == 0:
+            src = x2[n * C + m // mg]
+            for i in range(H * W):
+                dst[i] = src[i]
+        o = o2[t]
+        r = r2[t] if has_res else o[:0]
+        for r0 in range(0, H, rows):
+            q0, q1 = r0 * W, min(H, r0 + rows) * W
+            seg = o[q0:q1]
+            _same_rows(xb, w2[m], seg, q0, W, b[m], r[q0:q1] if has_res else r, clamp, lo, hi)
+            if not clamp and act != ACT_NONE:
+                _epilogue(seg, lohi[2], seg[:0], act, alpha, beta)
+        m += 1
+        if m == M:
+            n, m = n + 1, 0
+
+
+@njit(cache=True, error_model="numpy")
+def _phase_planes(x, w, out, group, t0, t1, s, ph, pw, Hq, Wq, rows, b, res, act, lohi, alpha, beta, xq, acc):
+    """Planes t0 .. t1 (over N*M) of the 3x3 conv in phase-plane wide form (see above), strides
+    (s, s) with s 1 or 2, in blocks of `rows` output rows; one function, as _same_planes."""
+    N, C = x.shape[0], x.shape[1]
+    M, OH = out.shape[1], out.shape[3]
+    mg, cg = M // group, x.shape[1] // group
+    n, m = t0 // M, t0 % M
+    for t in range(t0, t1):
+        g = m // mg
+        if t == t0 or m % mg == 0:
+            for c in range(cg):
+                _fill_phases(x[n, g * cg + c, 0], xq[c], s, ph, pw, Hq, Wq)
+        o = out[n, m, 0]
+        for r0 in range(0, OH, rows):
+            nr = min(rows, OH - r0)
+            a = acc[:nr * Wq]
+            q0 = r0 * Wq
+            for c in range(cg):
+                wc = w[m, c, 0]
+                first = c == 0
+                if s == 1:
+                    p = xq[c, 0]
+                    _row3x3(a, p[q0:], p[q0 + Wq:], p[q0 + 2 * Wq:], wc, first)
+                else:
+                    p00, p01, p10, p11 = xq[c, 0], xq[c, 1], xq[c, 2], xq[c, 3]
+                    _wide3x3s2(a, p00[q0:], p00[q0 + Wq:], p01[q0:], p01[q0 + Wq:], p10[q0:], p11[q0:], wc, first)
+            if res.size > 0:
+                _crop_epilogue(a, Wq, nr, o, r0, b[m], res[n, m, 0], act, lohi, alpha, beta)
+            else:
+                _crop_epilogue(a, Wq, nr, o, r0, b[m], o[:0], act, lohi, alpha, beta)
+        m += 1
+        if m == M:
+            n, m = n + 1, 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -612,44 +637,35 @@ def _dw_buffers(x, cg, same, s, Hq, Wq, rows):
 
 
 @njit(cache=True, error_model="numpy")
-def _dw_one(x, w, out, n, m, c0, cg, same, s, pads_begin, Hq, Wq, rows, b, res, act, alpha, beta, lohi, xq, acc):
+def _dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
+    """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers."""
+    cg = x.shape[1] // group
+    same, s, Hq, Wq, rows, lohi = _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta)
+    xq, acc = _dw_buffers(x, cg, same, s, Hq, Wq, rows)
     if same:
-        _same_plane(x, w, out, n, m, c0, rows, b, res, act, lohi, alpha, beta, xq[0, 0])
+        _same_planes(x, w, out, group, t0, t1, rows, b, res, act, lohi, alpha, beta, xq[0, 0])
     else:
-        _dw_plane(x, w, out, n, m, c0, cg, s, pads_begin[1], pads_begin[2], Hq, Wq, rows,
-                  b, res, act, alpha, beta, lohi, xq, acc)
+        _phase_planes(x, w, out, group, t0, t1, s, pads_begin[1], pads_begin[2], Hq, Wq, rows,
+                      b, res, act, lohi, alpha, beta, xq, acc)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta):
-    N, M, cg = x.shape[0], out.shape[1], x.shape[1] // group
-    mg = M // group
-    same, s, Hq, Wq, rows, lohi = _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta)
-    for t in prange(N * M):
-        n, m = t // M, t % M
-        xq, acc = _dw_buffers(x, cg, same, s, Hq, Wq, rows)
-        _dw_one(x, w, out, n, m, (m // mg) * cg, cg, same, s, pads_begin, Hq, Wq, rows,
-                b, res, act, alpha, beta, lohi, xq, acc)
+    T = x.shape[0] * out.shape[1]
+    chunks = min(T, 64)
+    for k in prange(chunks):
+        _dw_range(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
+                  b, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
 def _dw(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, parallel):
-    """Depthwise / small-group 3x3 convolution, stride 1 or 2, in wide form."""
+    """Depthwise / small-group 3x3 convolution, stride 1 or 2, in wide form; parallel: planes
+    split in chunks over Numba's threads."""
     if parallel:
         _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta)
-        return
-    N, M, cg = x.shape[0], out.shape[1], x.shape[1] // group
-    mg = M // group
-    same, s, Hq, Wq, rows, lohi = _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta)
-    xq, acc = _dw_buffers(x, cg, same, s, Hq, Wq, rows)
-    for n in range(N):
-        for g in range(group):
-            for k in range(mg):
-                if same:
-                    _same_plane(x, w, out, n, g * mg + k, g, rows, b, res, act, lohi, alpha, beta, xq[0, 0])
-                else:
-                    _dw_plane(x, w, out, n, g * mg + k, g * cg, cg, s, pads_begin[1], pads_begin[2], Hq, Wq, rows,
-                              b, res, act, alpha, beta, lohi, xq, acc)
+    else:
+        _dw_range(x, w, out, strides, pads_begin, group, 0, x.shape[0] * out.shape[1], b, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -673,8 +689,7 @@ def _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b,
 
 @njit(cache=True, error_model="numpy")
 def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta, parallel):
-    # Stride 2 with another activation measured slower in wide form (se_cnn's HardSwish layers).
-    if _is_dw_wide(x, w, strides, dilations) and (strides[1] == 1 or act <= ACT_CLIP):
+    if _is_dw_wide(x, w, strides, dilations):
         _dw(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, parallel)
         return
     OW, W = out.shape[4], x.shape[4]
