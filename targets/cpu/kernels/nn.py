@@ -446,9 +446,13 @@ def _fill_phases(xc, xq, s, ph, pw, Hq, Wq):
         src = xc[i]
         de = xq[k + be, q + ce:q + ce + ne]
         do = xq[k + 1 - be, q + co:q + co + no]
-        for t in range(ne):
+        nb = min(ne, no)
+        for t in range(nb):          # one loop for both: LLVM loads the pairs and shuffles
             de[t] = src[2 * t]
-        for t in range(no):
+            do[t] = src[2 * t + 1]
+        for t in range(nb, ne):
+            de[t] = src[2 * t]
+        for t in range(nb, no):
             do[t] = src[2 * t + 1]
 
 
