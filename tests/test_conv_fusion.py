@@ -132,3 +132,44 @@ def test_conv_batchnorm_folding(with_bias, tmp_path):
     assert [n.op for n in to_ir(m, meta).nodes] == ["Conv", "BatchNormalization", "Relu"]
     folded = fold_conv_batchnorm(to_ir(m, meta))      # the pass alone: Conv (new weights) + Relu
     assert [n.op for n in folded.nodes] == ["Conv", "Relu"]
+
+
+# Depthwise / small-group 3x3 planes (nn._dw): the same-size path (stride 1, pads 1, one input
+# channel per group) and the stride-phase path (stride 2, other pads, several channels per group,
+# channel multipliers), with every epilogue kind, on small and odd planes.
+DW_CASES = [
+    # C, group, M, H, W, stride, pads (top, left, bottom, right)
+    (6, 6, 6, 7, 7, 1, (1, 1, 1, 1)),
+    (5, 5, 5, 1, 9, 1, (1, 1, 1, 1)),
+    (4, 4, 8, 5, 2, 1, (1, 1, 1, 1)),      # channel multiplier 2, W = 2
+    (6, 6, 6, 9, 8, 2, (1, 1, 1, 1)),
+    (6, 6, 6, 8, 9, 2, (0, 1, 1, 0)),
+    (4, 4, 4, 10, 7, 2, (2, 0, 0, 2)),
+    (8, 4, 4, 6, 5, 1, (0, 2, 1, 0)),      # two input channels per group
+    (8, 4, 8, 7, 6, 2, (1, 1, 1, 1)),
+    (3, 3, 3, 40, 70, 1, (1, 1, 1, 1)),    # several row blocks
+    (3, 3, 3, 41, 70, 2, (1, 1, 1, 1)),
+]
+DW_ACTS = [(nn.ACT_NONE, 0.0, 0.0, lambda y: y), (nn.ACT_RELU, 0.0, 0.0, lambda y: np.maximum(y, 0)),
+           (nn.ACT_CLIP, -0.5, 1.0, lambda y: np.clip(y, -0.5, 1.0)),
+           (nn.ACT_HARDSWISH, 0.0, 0.0, lambda y: y * np.clip(y / 6 + 0.5, 0, 1)),
+           (nn.ACT_SILU, 0.0, 0.0, lambda y: y / (1 + np.exp(-y)))]
+
+
+@pytest.mark.parametrize("c,group,m,h,w,stride,pads", DW_CASES)
+@pytest.mark.parametrize("act", range(len(DW_ACTS)))
+@pytest.mark.parametrize("residual", [False, True])
+def test_depthwise_planes(c, group, m, h, w, stride, pads, act, residual):
+    code, alpha, beta, fn = DW_ACTS[act]
+    x = RNG.standard_normal((1, c, 1, h, w)).astype(np.float32)
+    wt = RNG.standard_normal((m, c // group, 1, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(m).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=list(pads), strides=[stride] * 2, group=group)
+    oh, ow = (h + pads[0] + pads[2] - 3) // stride + 1, (w + pads[1] + pads[3] - 3) // stride + 1
+    ref_model = model([node], [("x", F, [1, c, h, w])], [("y", F, [1, m, oh, ow])], {"w": wt[:, :, 0], "b": b})
+    res = RNG.standard_normal((1, m, 1, oh, ow)).astype(np.float32) if residual else np.empty((0,) * 5, np.float32)
+    y = reference(ref_model, {"x": x[:, :, 0]})[0]
+    want = fn(y + res[:, :, 0] if residual else y)
+    out = np.empty((1, m, 1, oh, ow), np.float32)
+    nn.conv_fused(x, wt, b, out, (1, stride, stride), (0, pads[0], pads[1]), (1, 1, 1), group, res, code, alpha, beta, 1)
+    np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-5)

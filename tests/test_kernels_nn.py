@@ -497,3 +497,35 @@ def test_onnx_conformance(case):
                 np.testing.assert_array_equal(g, e)
             else:
                 np.testing.assert_allclose(g, e, **_tol(e.dtype))
+
+
+# The separable 2-D fast path of max_pool (no Indices, dilation 1): odd sizes, ceil_mode,
+# pads on one side, windows cut by the border, 1-D; NaN cases against the general path.
+MAXPOOL_FAST_CASES = [
+    ((1, 3, 112, 112), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ((2, 3, 9, 11), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ((2, 3, 9, 11), dict(kernel_shape=[2, 2], strides=[2, 2])),
+    ((2, 3, 9, 11), dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+    ((1, 2, 8, 9), dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ((1, 2, 7, 10), dict(kernel_shape=[3, 2], strides=[1, 3], pads=[0, 1, 2, 0])),
+    ((1, 2, 6, 13), dict(kernel_shape=[4, 5], strides=[3, 1], pads=[2, 2, 1, 1])),
+    ((2, 3, 12), dict(kernel_shape=[3], strides=[2], pads=[1, 1])),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs,attrs", MAXPOOL_FAST_CASES)
+def test_max_pool_fast_path(xs, attrs, dtype):
+    check("MaxPool", [_rand(np.random.default_rng(5), xs, dtype)], n_outputs=1, **attrs)
+
+
+@pytest.mark.parametrize("xs,attrs", MAXPOOL_FAST_CASES[1:6])
+def test_max_pool_fast_path_nan_matches_general(xs, attrs):
+    """NaN wherever it lands: the fast path equals the general one (which also gives Indices)."""
+    rng = np.random.default_rng(6)
+    x = _rand(rng, xs, np.float32)
+    x.reshape(-1)[rng.choice(x.size, x.size // 5, replace=False)] = np.nan
+    model = make_model("MaxPool", [x], 2, **attrs)
+    fast = run_kernel("MaxPool", [x], _attrs(model.graph.node[0]), 1)[0]
+    general = run_kernel("MaxPool", [x], _attrs(model.graph.node[0]), 2)[0]
+    np.testing.assert_array_equal(fast, general)

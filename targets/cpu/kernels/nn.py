@@ -403,6 +403,271 @@ def _is3x3(x, w, dilations):
     return x.shape[2] == 1 and w.shape[2] == 1 and w.shape[3] == 3 and w.shape[4] == 3 and dilations[1] == 1 and dilations[2] == 1
 
 
+# Wide 3x3 depthwise path. The zero-bordered input plane is split by stride phase
+# (s = 1: the padded plane; s = 2: its four even/odd row/column sub-planes), each stored
+# flat with Wq columns. Tap (kh, kw) of output q = oh*Wq + ow then reads phase plane
+# (kh % s, kw % s) at q + (kh // s)*Wq + kw // s: one long contiguous loop per block of
+# output rows instead of one short one per row (the 7x7 planes of mobilenetv2 ran at
+# 1.7 GFLOP/s row by row). Columns ow >= OW are junk, dropped by the cropping epilogue.
+DW_BLOCK = 2048   # output elements (wide) per block: the block's sums stay in L1
+
+
+@njit(cache=True, error_model="numpy")
+def _is_dw_wide(x, w, strides, dilations):
+    return _is3x3(x, w, dilations) and strides[1] == strides[2] and strides[1] <= 2
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _fill_phases(xc, xq, s, ph, pw, Hq, Wq):
+    """Scatter the plane xc (H, W) into the phase planes xq (s*s, plane size): padded
+    position (i + ph, j + pw) goes to phase ((i+ph) % s, (j+pw) % s) at ((i+ph)//s, (j+pw)//s).
+    Positions no output reads are skipped; the border is never written, so it stays zero.
+    The column split is worked out once per plane (a run-time division per row cost more
+    than the copy on 7x7 planes)."""
+    H, W = xc.shape
+    if s == 1:
+        n = min(W, Wq - pw)
+        for i in range(min(H, Hq - ph)):
+            dst = xq[0, (i + ph) * Wq + pw:(i + ph) * Wq + pw + n]
+            src = xc[i]
+            for t in range(n):
+                dst[t] = src[t]
+        return
+    # Even input columns 2t land in phase column pw & 1 at t + pw // 2, odd ones in the other at t + (pw + 1) // 2.
+    be, ce, co = pw & 1, pw >> 1, (pw + 1) >> 1
+    ne, no = max(0, min((W + 1) >> 1, Wq - ce)), max(0, min(W >> 1, Wq - co))
+    for i in range(min(H, 2 * Hq - ph)):
+        q = ((i + ph) >> 1) * Wq
+        k = 2 * ((i + ph) & 1)
+        src = xc[i]
+        de = xq[k + be, q + ce:q + ce + ne]
+        do = xq[k + 1 - be, q + co:q + co + no]
+        nb = min(ne, no)
+        for t in range(nb):          # one loop for both: LLVM loads the pairs and shuffles
+            de[t] = src[2 * t]
+            do[t] = src[2 * t + 1]
+        for t in range(nb, ne):
+            de[t] = src[2 * t]
+        for t in range(nb, no):
+            do[t] = src[2 * t + 1]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _wide3x3s2(o, p00, p00d, p01, p01d, p10, p11, wc, first):
+    """o (+)= a stride-2 3x3 window in wide form over the phase planes (p00d, p01d: p00, p01 one row down)."""
+    w0, w1, w2 = wc[0, 0], wc[0, 1], wc[0, 2]
+    w3, w4, w5 = wc[1, 0], wc[1, 1], wc[1, 2]
+    w6, w7, w8 = wc[2, 0], wc[2, 1], wc[2, 2]
+    for j in range(o.shape[0]):
+        v = (w0 * p00[j] + w1 * p01[j] + w2 * p00[j + 1] + w3 * p10[j] + w4 * p11[j] + w5 * p10[j + 1]
+             + w6 * p00d[j] + w7 * p01d[j] + w8 * p00d[j + 1])
+        o[j] = v if first else o[j] + v
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _crop_epilogue(acc, Wq, nr, o, r0, bias, res, act, lohi, alpha, beta):
+    """Output rows r0 .. r0 + nr of plane o (OH, OW) = act(acc's rows (cropped to OW of every Wq)
+    + bias [+ res]). Clip and Relu (lohi: lo, hi, 0 in the array dtype) are applied in the
+    same pass; the other activations run over the finished rows."""
+    lo, hi = lohi[0], lohi[1]
+    OW = o.shape[1]
+    clamp = (act == ACT_RELU or act == ACT_CLIP) and res.shape[0] == 0
+    for r in range(nr):
+        src = acc[r * Wq:r * Wq + OW]
+        dst = o[r0 + r]
+        if clamp:
+            for j in range(OW):
+                v = src[j] + bias
+                v = lo if v < lo else v
+                dst[j] = hi if v > hi else v
+        elif res.shape[0] > 0:
+            rr = res[r0 + r]
+            for j in range(OW):
+                dst[j] = (src[j] + bias) + rr[j]
+        else:
+            for j in range(OW):
+                dst[j] = src[j] + bias
+    if not clamp and act != ACT_NONE:
+        seg = o[r0:r0 + nr].reshape(-1)
+        _epilogue(seg, lohi[2], seg[:0], act, alpha, beta)
+
+
+# "Same" 3x3 depthwise (stride 1, pads 1, output as large as the input): the plane is copied
+# in one run into a buffer with one zero row above and below, and output q = oh*W + ow reads
+# the buffer at q + kh*W + kw: one loop over a block of output rows, written straight into
+# out, no junk columns. Only the first and last column read across a row end (the other
+# row's edge value instead of the zero pad); they are recomputed from their six real taps.
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _same_rows(xb, wc, o, q0, W, bias, res, clamp, lo, hi):
+    """o[j] = conv + bias [+ res[j]] (clamped to [lo, hi] when clamp) for outputs q0 .. q0 + len(o)."""
+    n = o.shape[0]
+    r0, r1, r2 = xb[q0:], xb[q0 + W:], xb[q0 + 2 * W:]
+    w0, w1, w2 = wc[0, 0], wc[0, 1], wc[0, 2]
+    w3, w4, w5 = wc[1, 0], wc[1, 1], wc[1, 2]
+    w6, w7, w8 = wc[2, 0], wc[2, 1], wc[2, 2]
+    if clamp:
+        for j in range(n):
+            v = (w0 * r0[j] + w1 * r0[j + 1] + w2 * r0[j + 2] + w3 * r1[j] + w4 * r1[j + 1] + w5 * r1[j + 2]
+                 + w6 * r2[j] + w7 * r2[j + 1] + w8 * r2[j + 2]) + bias
+            v = lo if v < lo else v
+            o[j] = hi if v > hi else v
+    elif res.shape[0] > 0:
+        for j in range(n):
+            o[j] = ((w0 * r0[j] + w1 * r0[j + 1] + w2 * r0[j + 2] + w3 * r1[j] + w4 * r1[j + 1] + w5 * r1[j + 2]
+                     + w6 * r2[j] + w7 * r2[j + 1] + w8 * r2[j + 2]) + bias) + res[j]
+    else:
+        for j in range(n):
+            o[j] = (w0 * r0[j] + w1 * r0[j + 1] + w2 * r0[j + 2] + w3 * r1[j] + w4 * r1[j + 1] + w5 * r1[j + 2]
+                    + w6 * r2[j] + w7 * r2[j + 1] + w8 * r2[j + 2]) + bias
+    # Edge columns: the same sum without the taps that crossed a row end (adding the zero
+    # pad's products changes nothing but the sign of a zero).
+    for j in range(0, n, W):
+        e = j + W - 1
+        v = (w1 * r0[j + 1] + w2 * r0[j + 2] + w4 * r1[j + 1] + w5 * r1[j + 2] + w7 * r2[j + 1] + w8 * r2[j + 2]) + bias
+        u = (w0 * r0[e] + w1 * r0[e + 1] + w3 * r1[e] + w4 * r1[e + 1] + w6 * r2[e] + w7 * r2[e + 1]) + bias
+        if clamp:
+            v = lo if v < lo else v
+            o[j] = hi if v > hi else v
+            u = lo if u < lo else u
+            o[e] = hi if u > hi else u
+        elif res.shape[0] > 0:
+            o[j] = v + res[j]
+            o[e] = u + res[e]
+        else:
+            o[j] = v
+            o[e] = u
+
+
+@njit(cache=True, error_model="numpy")
+def _same_planes(x, w, out, group, t0, t1, rows, b, res, act, lohi, alpha, beta, xb):
+    """Planes t0 .. t1 (over N*M) of the same-size 3x3 depthwise conv (see above), in blocks of
+    `rows` rows. One function with the row loops inlined: a call per plane, with its array
+    arguments, cost more than a 7x7 plane's arithmetic (refcounting of every array passed)."""
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    M = out.shape[1]
+    mg = M // group
+    x2 = x.reshape(N * C, H * W)
+    o2 = out.reshape(N * M, H * W)
+    r2 = res.reshape(N * M, H * W) if res.size > 0 else o2[:0]
+    w2 = w.reshape(M, 3, 3)
+    has_res = res.size > 0
+    clamp = (act == ACT_RELU or act == ACT_CLIP) and not has_res
+    lo, hi = lohi[0], lohi[1]
+    dst = xb[W + 1:W + 1 + H * W]
+    n, m = t0 // M, t0 % M
+    for t in range(t0, t1):
+        if t == t0 or m % mg == 0:
+            src = x2[n * C + m // mg]
+            for i in range(H * W):
+                dst[i] = src[i]
+        o = o2[t]
+        r = r2[t] if has_res else o[:0]
+        for r0 in range(0, H, rows):
+            q0, q1 = r0 * W, min(H, r0 + rows) * W
+            seg = o[q0:q1]
+            _same_rows(xb, w2[m], seg, q0, W, b[m], r[q0:q1] if has_res else r, clamp, lo, hi)
+            if not clamp and act != ACT_NONE:
+                _epilogue(seg, lohi[2], seg[:0], act, alpha, beta)
+        m += 1
+        if m == M:
+            n, m = n + 1, 0
+
+
+@njit(cache=True, error_model="numpy")
+def _phase_planes(x, w, out, group, t0, t1, s, ph, pw, Hq, Wq, rows, b, res, act, lohi, alpha, beta, xq, acc):
+    """Planes t0 .. t1 (over N*M) of the 3x3 conv in phase-plane wide form (see above), strides
+    (s, s) with s 1 or 2, in blocks of `rows` output rows; one function, as _same_planes."""
+    N, C = x.shape[0], x.shape[1]
+    M, OH = out.shape[1], out.shape[3]
+    mg, cg = M // group, x.shape[1] // group
+    n, m = t0 // M, t0 % M
+    for t in range(t0, t1):
+        g = m // mg
+        if t == t0 or m % mg == 0:
+            for c in range(cg):
+                _fill_phases(x[n, g * cg + c, 0], xq[c], s, ph, pw, Hq, Wq)
+        o = out[n, m, 0]
+        for r0 in range(0, OH, rows):
+            nr = min(rows, OH - r0)
+            a = acc[:nr * Wq]
+            q0 = r0 * Wq
+            for c in range(cg):
+                wc = w[m, c, 0]
+                first = c == 0
+                if s == 1:
+                    p = xq[c, 0]
+                    _row3x3(a, p[q0:], p[q0 + Wq:], p[q0 + 2 * Wq:], wc, first)
+                else:
+                    p00, p01, p10, p11 = xq[c, 0], xq[c, 1], xq[c, 2], xq[c, 3]
+                    _wide3x3s2(a, p00[q0:], p00[q0 + Wq:], p01[q0:], p01[q0 + Wq:], p10[q0:], p11[q0:], wc, first)
+            if res.size > 0:
+                _crop_epilogue(a, Wq, nr, o, r0, b[m], res[n, m, 0], act, lohi, alpha, beta)
+            else:
+                _crop_epilogue(a, Wq, nr, o, r0, b[m], o[:0], act, lohi, alpha, beta)
+        m += 1
+        if m == M:
+            n, m = n + 1, 0
+
+
+@njit(cache=True, error_model="numpy")
+def _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta):
+    """Per call: whether the same-size path applies, the phase geometry (Hq, Wq: OH + 2//s rows
+    of OW + 2//s), the rows per block, and the Clip/Relu bounds plus a zero in x's dtype
+    (float64 bounds made the clamp loop convert)."""
+    s = strides[1]
+    H, W, OH, OW = x.shape[3], x.shape[4], out.shape[3], out.shape[4]
+    same = s == 1 and cg == 1 and pads_begin[1] == 1 and pads_begin[2] == 1 and OH == H and OW == W and W >= 2
+    Hq, Wq = (H + 2, W) if same else (OH + 2 // s, OW + 2 // s)
+    rows = max(1, min(OH, DW_BLOCK // Wq))
+    lohi = np.zeros(3, dtype=x.dtype)
+    lohi[0], lohi[1] = (0.0, np.inf) if act == ACT_RELU else (alpha, beta)
+    return same, s, Hq, Wq, rows, lohi
+
+
+@njit(cache=True, error_model="numpy")
+def _dw_buffers(x, cg, same, s, Hq, Wq, rows):
+    """Zeroed input planes (same-size: one plane of Hq*Wq + 2; else cg channels of s*s phase planes
+    with 2//s of slack each) and one block of wide sums; shared by every plane (each writes the
+    same interior, so the borders stay zero)."""
+    if same:
+        return np.zeros((1, 1, Hq * Wq + 2), dtype=x.dtype), np.empty(0, dtype=x.dtype)
+    return np.zeros((cg, s * s, Hq * Wq + 2 // s), dtype=x.dtype), np.empty(rows * Wq, dtype=x.dtype)
+
+
+@njit(cache=True, error_model="numpy")
+def _dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
+    """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers."""
+    cg = x.shape[1] // group
+    same, s, Hq, Wq, rows, lohi = _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta)
+    xq, acc = _dw_buffers(x, cg, same, s, Hq, Wq, rows)
+    if same:
+        _same_planes(x, w, out, group, t0, t1, rows, b, res, act, lohi, alpha, beta, xq[0, 0])
+    else:
+        _phase_planes(x, w, out, group, t0, t1, s, pads_begin[1], pads_begin[2], Hq, Wq, rows,
+                      b, res, act, lohi, alpha, beta, xq, acc)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta):
+    T = x.shape[0] * out.shape[1]
+    chunks = min(T, 64)
+    for k in prange(chunks):
+        _dw_range(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
+                  b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _dw(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, parallel):
+    """Depthwise / small-group 3x3 convolution, stride 1 or 2, in wide form; parallel: planes
+    split in chunks over Numba's threads."""
+    if parallel:
+        _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta)
+    else:
+        _dw_range(x, w, out, strides, pads_begin, group, 0, x.shape[0] * out.shape[1], b, res, act, alpha, beta)
+
+
 @njit(cache=True, error_model="numpy")
 def _plane(x, w, out, n, m, c0, cg, strides, pads_begin, dilations, w_lo, w_hi, b, res, act, alpha, beta, xp, tmp):
     if _is3x3(x, w, dilations):
@@ -424,6 +689,9 @@ def _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b,
 
 @njit(cache=True, error_model="numpy")
 def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta, parallel):
+    if _is_dw_wide(x, w, strides, dilations):
+        _dw(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, parallel)
+        return
     OW, W = out.shape[4], x.shape[4]
     w_lo, w_hi = _tap_ranges(OW, strides[2], pads_begin[2], w.shape[4], dilations[2], W)
     if parallel:
@@ -765,6 +1033,103 @@ def _tap_ranges(n_out, stride, pad, kernel, dilation, size):
     return lo, hi
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _nanmax(b, v):
+    """max ignoring NaN (NaN only if both are)."""
+    return v if v > b or b != b else b
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _max_rows(dst, a, b):
+    """dst = _nanmax(a, b) elementwise. Into a third array: updated in place, LLVM turned the
+    select into a masked store (vmaskmovps), which is slow."""
+    for j in range(dst.shape[0]):
+        dst[j] = _nanmax(a[j], b[j])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _max_cols(o, src, first, kW, step):
+    """o[j] = first[step*j] if that is NaN, else the _nanmax over src[step*j + kw], kw < kW;
+    kW 2, 3 and step 1, 2 spelt as constants, which vectorise."""
+    n = o.shape[0]
+    if kW == 3 and step == 2:
+        for j in range(n):
+            f = first[2 * j]
+            v = _nanmax(_nanmax(src[2 * j], src[2 * j + 1]), src[2 * j + 2])
+            o[j] = f if f != f else v
+    elif kW == 2 and step == 2:
+        for j in range(n):
+            f = first[2 * j]
+            v = _nanmax(src[2 * j], src[2 * j + 1])
+            o[j] = f if f != f else v
+    elif kW == 3 and step == 1:
+        for j in range(n):
+            f = first[j]
+            v = _nanmax(_nanmax(src[j], src[j + 1]), src[j + 2])
+            o[j] = f if f != f else v
+    else:
+        for j in range(n):
+            v = src[step * j]
+            for kw in range(1, kW):
+                v = _nanmax(v, src[step * j + kw])
+            f = first[step * j]
+            o[j] = f if f != f else v
+
+
+@njit(cache=True, error_model="numpy")
+def _max_pool2d(x, out, kH, kW, sh, sw, ph, pw):
+    """2-D MaxPool without Indices, dilation 1; returns False (doing nothing) when a window has
+    no in-bounds tap (max_pool writes 0 there). Separable: the max over a window's rows into a
+    row buffer (contiguous), then over its columns. max_pool's rule (a later tap wins only if
+    strictly greater) gives NaN when the window's first tap is NaN and else the max of its
+    other values, which is what the two NaN-skipping passes plus a check of the first tap give."""
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    OH, OW = out.shape[3], out.shape[4]
+    h_start, h_lo, h_hi = _window_ranges(OH, sh, ph, kH, 1, H)
+    w_start, w_lo, w_hi = _window_ranges(OW, sw, pw, kW, 1, W)
+    for o in range(OH):
+        if h_lo[o] >= h_hi[o]:
+            return False
+    for o in range(OW):
+        if w_lo[o] >= w_hi[o]:
+            return False
+    i_lo, i_hi = OW, 0     # outputs whose whole window is in bounds: [i_lo, i_hi)
+    for o in range(OW):
+        if w_lo[o] == 0 and w_hi[o] == kW:
+            i_lo, i_hi = min(i_lo, o), o + 1
+    if i_hi <= i_lo:
+        i_lo = i_hi = 0
+    ping, pong = np.empty(W, dtype=x.dtype), np.empty(W, dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            xc = x[n, c, 0]
+            oc = out[n, c, 0]
+            for oh in range(OH):
+                r, cnt = h_start[oh] + h_lo[oh], h_hi[oh] - h_lo[oh]
+                x0 = xc[r]
+                if cnt == 1:
+                    for j in range(W):
+                        ping[j] = x0[j]
+                else:   # (no swapping of ping and pong: reassigned arrays cost refcounting per row)
+                    _max_rows(ping, x0, xc[r + 1])
+                    for k in range(2, cnt):
+                        _max_rows(pong, ping, xc[r + k])
+                        for j in range(W):
+                            ping[j] = pong[j]
+                src = ping
+                o = oc[oh]
+                if i_hi > i_lo:
+                    _max_cols(o[i_lo:i_hi], src[i_lo * sw - pw:], x0[i_lo * sw - pw:], kW, sw)
+                for e in range(OW - (i_hi - i_lo)):     # the border windows, tap by tap
+                    ow = e if e < i_lo else e + i_hi - i_lo
+                    v = src[w_start[ow] + w_lo[ow]]
+                    for kw in range(w_lo[ow] + 1, w_hi[ow]):
+                        v = _nanmax(v, src[w_start[ow] + kw])
+                    f = x0[w_start[ow] + w_lo[ow]]
+                    o[ow] = f if f != f else v
+    return True
+
+
 @njit(cache=True, error_model="numpy")
 def max_pool(x, out, indices, kernel, strides, pads_begin, dilations, storage_order):
     """ONNX MaxPool (padding ignored; a later tap wins only if strictly greater, so NaN never replaces an earlier value) plus the Indices output.
@@ -777,6 +1142,9 @@ def max_pool(x, out, indices, kernel, strides, pads_begin, dilations, storage_or
     ignores storage_order), so no extra parameter is needed.
     A window with no in-bounds element yields 0 and index -1 (as onnx.reference 2-D does).
     """
+    if (indices.size == 0 and x.shape[2] == 1 and kernel[0] == 1 and dilations[1] == 1 and dilations[2] == 1
+            and _max_pool2d(x, out, kernel[1], kernel[2], strides[1], strides[2], pads_begin[1], pads_begin[2])):
+        return
     N, C, D, H, W = x.shape
     OD, OH, OW = out.shape[2], out.shape[3], out.shape[4]
     kD, kH, kW = kernel
