@@ -16,6 +16,9 @@ KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 NJIT = "@njit(cache=True, error_model='numpy')"
 NJIT_PARALLEL = "@njit(cache=True, error_model='numpy', parallel=True)"
 GRAPH_JIT_MAX_LINES = 64   # graph functions up to this many lines are @njit (see Emitter.jit_graph)
+# ...unless they call these libraries: their kernels are big (a jitted resnet18_half graph took
+# 134 s to compile, 50 s as Python) and run long enough that a Python caller costs nothing.
+GRAPH_JIT_NEVER_WITH = {"nn"}
 _SIBLING = re.compile(r"^from \.(\w+) import", re.M)   # a kernel library importing another
 
 
@@ -185,7 +188,7 @@ class Emitter:
         mode = os.environ.get("ONNXJIT_GRAPH_JIT", "auto")
         if mode in ("0", "1"):
             return mode == "1"
-        return len(self.lines) <= GRAPH_JIT_MAX_LINES
+        return len(self.lines) <= GRAPH_JIT_MAX_LINES and not self.libs & GRAPH_JIT_NEVER_WITH
 
 
 def _digest(text: str) -> str:

@@ -63,9 +63,18 @@ def _conv(node, em):
         em.emit(f"{L}.conv_winograd({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
                 f"{res5}, {act}, {alpha}, {beta})")
         return
-    em.emit(f"{L}.conv_fused({_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, "
-            f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, {_p3(geo['dilations'], 1)}, {int(attr(node, 'group', 1))}, "
-            f"{res5}, {act}, {alpha}, {beta}, {int(getattr(em, 'threads', 1))})")
+    group, threads = int(attr(node, 'group', 1)), int(getattr(em, 'threads', 1))
+    args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
+            f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
+    if em.KERNEL_DIR != CPU_KERNEL_DIR or not w.is_const:    # the library's run-time dispatch
+        em.emit(f"{L}.conv_fused({args}, {threads})")
+    elif nn_kernels.is_direct(x.shape[1], w.shape[0], group):   # only the path this conv takes is compiled
+        if nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads):
+            em.emit(f"{L}.conv_direct({args}, {threads})")
+        else:
+            em.emit(f"{L}.conv_direct_serial({args})")
+    else:
+        em.emit(f"{L}.conv_gemm({args})")
 
 
 def _winograd(node, geo):

@@ -696,7 +696,12 @@ def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha
     w_lo, w_hi = _tap_ranges(OW, strides[2], pads_begin[2], w.shape[4], dilations[2], W)
     if parallel:
         _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
-        return
+    else:
+        _direct_serial(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _direct_serial(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta):
     N, M, cg = x.shape[0], out.shape[1], x.shape[1] // group
     mg = M // group
     if _is3x3(x, w, dilations):
@@ -883,6 +888,56 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     two Numba threads at once ran ~50x slower than one call here (0.9 ms -> 48 ms for a
     64x576x784 GEMM, machine under load), so GEMMs run one at a time on one BLAS thread.
     """
+    C, M = x.shape[1], w.shape[0]
+    if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False):
+        u = np.empty((16, M, C), dtype=x.dtype)
+        winograd_weights(w, u)
+        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta)
+        return
+    if is_direct(C, M, group):
+        conv_direct(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads)
+    else:
+        conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def is_direct(C, M, group):
+    """Depthwise and small-group convolutions run directly (conv_direct), the others as GEMMs."""
+    return group > 1 and C // group <= 4 and M // group <= 4
+
+
+@njit(cache=True, error_model="numpy")
+def direct_parallel(x_shape, w_shape, out_shape, group, threads):
+    """Whether a direct convolution splits its planes over `threads` Numba threads: only
+    when the work pays for the fork (PAR_MIN_FLOPS) and every thread gets planes."""
+    N, M = x_shape[0], w_shape[0]
+    flops = 2 * N * M * (x_shape[1] // group) * w_shape[2] * w_shape[3] * w_shape[4] * out_shape[2] * out_shape[3] * out_shape[4]
+    return threads > 1 and flops >= PAR_MIN_FLOPS and N * M >= 2 * threads
+
+
+@njit(cache=True, error_model="numpy")
+def conv_direct(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
+    """conv_fused's direct path (is_direct convolutions). The lowering calls it, or
+    conv_direct_serial when direct_parallel says one thread, so that a model compiles only
+    the paths its convolutions take (conv_fused with all of them took 45 s cold)."""
+    _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta,
+            direct_parallel(x.shape, w.shape, out.shape, group, threads))
+
+
+@njit(cache=True, error_model="numpy")
+def conv_direct_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """conv_direct on one thread, without the parallel loops (they cost most of its compile)."""
+    if _is_dw_wide(x, w, strides, dilations):
+        _dw_range(x, w, out, strides, pads_begin, group, 0, x.shape[0] * out.shape[1], b, res, act, alpha, beta)
+        return
+    OW, W = out.shape[4], x.shape[4]
+    w_lo, w_hi = _tap_ranges(OW, strides[2], pads_begin[2], w.shape[4], dilations[2], W)
+    _direct_serial(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """conv_fused's im2col + GEMM paths, on one thread (see conv_fused)."""
     N, C, D, H, W = x.shape
     M = w.shape[0]
     kD, kH, kW = w.shape[2], w.shape[3], w.shape[4]
@@ -894,18 +949,6 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     mg = M // group
     P = OD * OH * OW
     K = cg * kD * kH * kW
-    flops = 2 * N * M * K * P
-    if flops < PAR_MIN_FLOPS:
-        threads = 1
-    if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False):
-        u = np.empty((16, M, C), dtype=x.dtype)
-        winograd_weights(w, u)
-        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta)
-        return
-    if group > 1 and cg <= 4 and mg <= 4:
-        _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta,
-                threads > 1 and N * M >= 2 * threads)
-        return
     w2 = w.reshape(M, K)
     out3 = out.reshape(N, M, P)
     res3 = res.reshape(N, M, P) if res.size > 0 else res.reshape(1, 0, 0)
