@@ -1,6 +1,7 @@
-"""CPU lowerings of data-dependent-shape ops (compiler/ops/dynamic.py) onto
-targets/cpu/kernels/dynamic.py: a maximal buffer, the kernel's count, and the
-output defined as the filled slice."""
+"""CPU lowerings of data-dependent-shape ops (compiler/ops/dynamic.py). NonZero and
+Compress (targets/cpu/kernels/dynamic.py) fill a maximal buffer and return the count,
+and the output is the filled slice; Unique and NonMaxSuppression (kernels/indexing.py)
+return arrays of their own size."""
 from __future__ import annotations
 
 import numpy as np

@@ -56,7 +56,10 @@ def _conv(node, em):
     act = ACT_CODES[attr(node, "_act")]
     alpha, beta = source.num(float(attr(node, '_alpha', 0.0))), source.num(float(attr(node, '_beta', 0.0)))
     out5 = f"{res}.reshape({source.ints(_as5(out.shape))})"
-    if w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR and _winograd(node, geo):
+    # With constant filters on the CPU library the path is chosen here, from the shapes; otherwise
+    # conv_fused chooses at run time (CUDA's library has only conv_fused).
+    chosen_here = w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR
+    if chosen_here and _winograd(node, geo):
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
@@ -66,7 +69,7 @@ def _conv(node, em):
     group, threads = int(attr(node, 'group', 1)), int(getattr(em, 'threads', 1))
     args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
             f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
-    if em.KERNEL_DIR != CPU_KERNEL_DIR or not w.is_const:    # the library's run-time dispatch
+    if not chosen_here:
         em.emit(f"{L}.conv_fused({args}, {threads})")
     elif nn_kernels.is_direct(x.shape[1], w.shape[0], group):   # only the path this conv takes is compiled
         if nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads):

@@ -1,7 +1,8 @@
 """float32 transcendental functions as rational approximations: a few ulp (sigmoid: absolute
 error < 3e-7), branch-free enough that the loops calling them vectorise, where libm's
 expf/erff/tanhf are scalar calls. Shared by the generated elementwise code (through
-scalar.py), the conv epilogues (nn.py) and the LSTM cell (rnn.py)."""
+scalar.py), the conv epilogues (nn.py), the LSTM cell (rnn.py) and Softmax (reduce.py);
+with them the float64 row sum both nn.py and reduce.py use."""
 import numpy as np
 from numba import njit
 
@@ -98,3 +99,12 @@ def exp32_shifted(x, m, out, n_scratch):
     bits = out.view(np.int32)
     for j in range(x.shape[0]):
         bits[j] += n_scratch[j] << 23
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def sum64(row):
+    """Sum in float64; reassociation lets it vectorise (NaN/inf still propagate)."""
+    acc = 0.0
+    for s in range(row.shape[0]):
+        acc += np.float64(row[s])
+    return acc

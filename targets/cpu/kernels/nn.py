@@ -20,7 +20,7 @@ Conventions shared by every kernel here:
 import numpy as np
 from numba import njit, prange
 
-from .fastmath import sigmoid32
+from .fastmath import sigmoid32, sum64
 
 __all__ = [
     "conv",
@@ -659,16 +659,6 @@ def _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta):
 
 
 @njit(cache=True, error_model="numpy")
-def _dw(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, parallel):
-    """Depthwise / small-group 3x3 convolution, stride 1 or 2, in wide form; parallel: planes
-    split in chunks over Numba's threads."""
-    if parallel:
-        _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta)
-    else:
-        _dw_range(x, w, out, strides, pads_begin, group, 0, x.shape[0] * out.shape[1], b, res, act, alpha, beta)
-
-
-@njit(cache=True, error_model="numpy")
 def _plane(x, w, out, n, m, c0, cg, strides, pads_begin, dilations, w_lo, w_hi, b, res, act, alpha, beta, xp, tmp):
     if _is3x3(x, w, dilations):
         _plane3x3(x, w, out, n, m, c0, cg, strides, pads_begin, b, res, act, alpha, beta, xp, tmp)
@@ -685,19 +675,6 @@ def _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b,
         xp, tmp = _plane_buffers(x, out, strides)
         _plane(x, w, out, n, m, (m // mg) * cg, cg, strides, pads_begin, dilations, w_lo, w_hi,
                b, res, act, alpha, beta, xp, tmp)
-
-
-@njit(cache=True, error_model="numpy")
-def _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta, parallel):
-    if _is_dw_wide(x, w, strides, dilations):
-        _dw(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, parallel)
-        return
-    OW, W = out.shape[4], x.shape[4]
-    w_lo, w_hi = _tap_ranges(OW, strides[2], pads_begin[2], w.shape[4], dilations[2], W)
-    if parallel:
-        _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
-    else:
-        _direct_serial(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -920,8 +897,13 @@ def conv_direct(x, w, b, out, strides, pads_begin, dilations, group, res, act, a
     """conv_fused's direct path (is_direct convolutions). The lowering calls it, or
     conv_direct_serial when direct_parallel says one thread, so that a model compiles only
     the paths its convolutions take (conv_fused with all of them took 45 s cold)."""
-    _direct(x, w, out, strides, pads_begin, dilations, group, b, res, act, alpha, beta,
-            direct_parallel(x.shape, w.shape, out.shape, group, threads))
+    if not direct_parallel(x.shape, w.shape, out.shape, group, threads):
+        conv_direct_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
+    elif _is_dw_wide(x, w, strides, dilations):
+        _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta)
+    else:
+        w_lo, w_hi = _tap_ranges(out.shape[4], strides[2], pads_begin[2], w.shape[4], dilations[2], x.shape[4])
+        _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1392,16 +1374,7 @@ def global_pool(x, out, is_max):
                             break
                 out[n, c] = best
             else:
-                out[n, c] = _sum64(row) / S
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _sum64(row):
-    """Sum in float64; reassociation lets it vectorise (NaN/inf still propagate)."""
-    acc = 0.0
-    for s in range(row.shape[0]):
-        acc += np.float64(row[s])
-    return acc
+                out[n, c] = sum64(row) / S
 
 
 # ------------------------------------------------------------------- Normalization

@@ -3,7 +3,7 @@ tensor as (rows, n). Accumulation is in float64 (or int64) for accuracy."""
 import numpy as np
 from numba import njit
 
-from .fastmath import exp32_shifted
+from .fastmath import exp32_shifted, sum64
 
 _JIT = dict(cache=True, error_model="numpy")
 
@@ -152,15 +152,6 @@ SOFTMAX, LOGSOFTMAX, HARDMAX = range(3)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _sum64(row):
-    """Sum in float64; reassociation lets the loop vectorise (no NaN or inf here)."""
-    s = 0.0
-    for j in range(row.shape[0]):
-        s += np.float64(row[j])
-    return s
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _all_finite(row):
     """No NaN or inf in the row (v * 0 is 0 only for finite v); the loop vectorises."""
     s = np.float32(0.0)
@@ -198,7 +189,7 @@ def softmax_rows(x, out, kind):
         if kind == SOFTMAX and x.itemsize == 4 and _all_finite(x[r]):   # exp32_shifted's domain
             xr, orow = x[r], out[r]
             exp32_shifted(xr, _max_finite(xr), orow, scratch)
-            inv = np.float32(1.0 / _sum64(orow))
+            inv = np.float32(1.0 / sum64(orow))
             for j in range(n):
                 orow[j] *= inv
             continue
