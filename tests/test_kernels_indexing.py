@@ -83,25 +83,20 @@ def _compiled(node, ins, opset):
     """Run a data-dependent-shape node through compile(): these ops are lowered by the
     compiler (targets/cpu/lower_dynamic.py), so their tests go through the real path."""
     from compiler import compile
+    from tests.helpers import model
 
-    ins = [a for a in ins[:len(node.input)]]
-    names = [n for n, a in zip(node.input, ins) if n and a is not None]
-    feeds = [a for n, a in zip(node.input, ins) if n and a is not None]
-    vi = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
-          for n, a in zip(names, feeds)]
+    feeds = {n: a for n, a in zip(node.input, ins) if n and a is not None}
+    inputs = [(n, helper.np_dtype_to_tensor_dtype(a.dtype), list(a.shape)) for n, a in feeds.items()]
     if node.op_type == "Unique":
-        x = feeds[0]
+        x = feeds[node.input[0]]
         rank = x.ndim if "axis" in _attrs(node) else 1
         kinds = [(helper.np_dtype_to_tensor_dtype(x.dtype), rank)] + [(TensorProto.INT64, 1)] * 3
     else:
         kinds = [(TensorProto.INT64, 2)]
-    ovi = [helper.make_tensor_value_info(o, t, [None] * r)
-           for o, (t, r) in zip(node.output, kinds) if o]
-    node = helper.make_node(node.op_type, [n if n in names else "" for n in node.input],
+    outputs = [(o, t, [None] * r) for o, (t, r) in zip(node.output, kinds) if o]
+    node = helper.make_node(node.op_type, [n if n in feeds else "" for n in node.input],
                             list(node.output), **_attrs(node))
-    model = helper.make_model(helper.make_graph([node], "g", vi, ovi),
-                              opset_imports=[helper.make_opsetid("", opset)])
-    got = compile(model, target="cpu").run(dict(zip(names, feeds)))
+    got = compile(model([node], inputs, outputs, opset=opset), target="cpu").run(feeds)
     return [got[o] for o in node.output if o]
 
 
