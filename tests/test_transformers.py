@@ -36,23 +36,42 @@ def test_float16_bert_matches_onnxruntime(feeds, tmp_path):
         np.testing.assert_allclose(g.astype(np.float32), want.astype(np.float32), rtol=1e-2, atol=2e-2, err_msg=name)
 
 
+def with_classifier_head(model: onnx.ModelProto, labels=4, seed=0) -> onnx.ModelProto:
+    """BERT for sequence classification: logits = pooled @ W + b on the encoder's pooled
+    output, W and b drawn as torch initialises nn.Linear (uniform, bound 1/sqrt(fan_in))."""
+    from onnx import helper, numpy_helper
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    pooled = m.graph.output[1].name
+    hidden = int(m.graph.output[1].type.tensor_type.shape.dim[-1].dim_value)
+    rng, bound = np.random.default_rng(seed), 1 / np.sqrt(hidden)
+    w = rng.uniform(-bound, bound, (hidden, labels)).astype(np.float32)
+    b = rng.uniform(-bound, bound, (labels,)).astype(np.float32)
+    m.graph.initializer.extend([numpy_helper.from_array(w, "classifier_w"), numpy_helper.from_array(b, "classifier_b")])
+    m.graph.node.extend([helper.make_node("MatMul", [pooled, "classifier_w"], ["classifier_mm"]),
+                         helper.make_node("Add", ["classifier_mm", "classifier_b"], ["logits"])])
+    m.graph.output.append(helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, None))
+    return m
+
+
 def test_dynamically_quantized_bert_matches_onnxruntime(feeds, tmp_path):
-    """uint8 activations and weights. The issue asks atol 1e-3; onnxruntime does
-    not meet it against itself: with its graph optimisations on and off, the same
-    quantized model differs by ~2e-2 (a LayerNorm output one float32 ulp apart
-    moves a few values across a quantization step, and each step moves a hidden
-    unit by ~1e-2). So we ask to be as close to onnxruntime (either mode) as its two
-    modes are to each other, and never further than 1e-3 where they agree."""
+    """uint8 activations and weights, with a classification head, against
+    onnxruntime as users run it (graph optimisations on): atol 1e-3 on the logits,
+    as the issue asks, and on the hidden states and pooled output too.
+    onnxruntime's unoptimised session is ~2e-2 away from its optimised one on the
+    same model (a LayerNorm output one float32 ulp apart moves a few activations
+    across a quantization step), so that one is only held to its own spread."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    path = str(tmp_path / "bert_q.onnx")
-    quantize_dynamic(MODEL, path, weight_type=QuantType.QUInt8)
+    src, path = str(tmp_path / "bert_cls.onnx"), str(tmp_path / "bert_cls_q.onnx")
+    onnx.save(with_classifier_head(onnx.load(MODEL)), src)
+    quantize_dynamic(src, path, weight_type=QuantType.QUInt8)
     mq = onnx.load(path)
     assert any(n.op_type == "MatMulInteger" for n in mq.graph.node)
+    assert not any(n.op_type == "MatMul" and "classifier_w" in n.input for n in mq.graph.node)   # the head is int8 too
     got = compile(mq, cache_dir=str(tmp_path / "cache")).run(feeds)
+    assert list(got) == [o.name for o in mq.graph.output]
     plain, optimized = _ort(mq, feeds, optimize=False), _ort(mq, feeds, optimize=True)
-    for want, other, (name, g) in zip(plain, optimized, got.items()):
+    for want, other, (name, g) in zip(optimized, plain, got.items()):
+        np.testing.assert_allclose(g, want, rtol=0, atol=1e-3, err_msg=name)
         spread = float(np.abs(want - other).max())
-        assert spread < 5e-2, name     # the quantization noise floor, not a broken model
-        nearest = min(float(np.abs(g - want).max()), float(np.abs(g - other).max()))
-        assert nearest <= max(1e-3, spread), (name, nearest, spread)
-        assert float(np.abs(g - want).mean()) <= max(1e-4, 1.5 * float(np.abs(want - other).mean())), name
+        assert float(np.abs(g - other).max()) <= max(1e-3, 1.01 * spread), name
