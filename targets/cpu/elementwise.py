@@ -15,7 +15,38 @@ from compiler.dtypes import is_held
 from . import half, scalar, source
 from .emitter import NJIT, NJIT_PARALLEL, Emitter
 
-PARALLEL_MIN_SIZE = 1 << 18     # below this a prange's fork costs more than it saves
+PARALLEL_MIN_WORK = 1 << 17     # element-ops: below this a prange's fork costs more than it saves
+HEAVY_OPS = {"Erf", "Tanh", "Exp", "Log", "Sigmoid", "Gelu", "Pow", "Softplus", "Mish", "Swish", "Elu", "Selu",
+             "Celu", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "HardSwish"}
+HEAVY_COST = 8                  # a libm-class op against an add (a 2-thread split of 32768 GELUs saves 0.25 ms)
+
+
+def loop_shapes(group) -> tuple[tuple, list[tuple]]:
+    """The loop nest of a broadcasting group: the output's shape and each input's
+    (1 where it broadcasts), with size-1 output dims dropped and neighbouring dims
+    merged where every input broadcasts the same way. (1, 128, 768) + (768,) becomes
+    (128, 768) + (1, 768): fewer loops, and the first one long enough to split."""
+    out = group.outputs[0].shape
+    rank = len(out)
+    padded = [(1,) * (rank - len(v.shape)) + tuple(v.shape) for v in group.inputs]
+    dims, pattern = [], None
+    for d in range(rank):
+        if out[d] == 1:
+            continue
+        p = tuple(s[d] == 1 for s in padded)
+        if p == pattern:
+            dims[-1][0] *= out[d]
+        else:
+            dims.append([out[d], p])
+            pattern = p
+    out_shape = tuple(n for n, _ in dims)
+    return out_shape, [tuple(1 if p[i] else n for n, p in dims) for i in range(len(padded))]
+
+
+def work(group) -> int:
+    """Element-ops of the group: its size times a cost per element."""
+    body = group.attrs["body"]
+    return group.outputs[0].size * (1 + sum(HEAVY_COST if n.op in HEAVY_OPS else 1 for n in body))
 
 
 def body_lines(group, flat: bool, render=scalar.render) -> list[str]:
@@ -23,16 +54,16 @@ def body_lines(group, flat: bool, render=scalar.render) -> list[str]:
     (i0, ..., i{rank-1}); `render` gives the target's scalar expressions."""
     out = group.outputs[0]
     ext = group.inputs
-    rank = len(out.shape)
     names = {v: f"x{i}" for i, v in enumerate(ext)}
     if flat:
         lines = [f"x{i} = {_load(v, f'a{i}', 'i' if v.size == out.size else '0')}" for i, v in enumerate(ext)]
         store = "out[i]"
     else:
+        out_shape, shapes = loop_shapes(group)
+        rank = len(out_shape)
         lines = []
-        for i, v in enumerate(ext):
-            shape = (1,) * (rank - len(v.shape)) + tuple(v.shape)
-            idx = ", ".join("0" if shape[d] == 1 and out.shape[d] != 1 else f"i{d}" for d in range(rank))
+        for i, (v, shape) in enumerate(zip(ext, shapes)):
+            idx = ", ".join("0" if shape[d] == 1 and out_shape[d] != 1 else f"i{d}" for d in range(rank))
             lines.append(f"x{i} = {_load(v, f'a{i}', idx)}")
         store = f"out[{', '.join(f'i{d}' for d in range(rank))}]"
     for k, node in enumerate(group.attrs["body"]):
@@ -64,7 +95,7 @@ def kernel_args(group) -> str:
 
 
 def kernel_text(group, flat: bool, parallel: bool) -> str:
-    rank = len(group.outputs[0].shape)
+    rank = 1 if flat else len(loop_shapes(group)[0])
     lines = [NJIT_PARALLEL if parallel else NJIT, f"def KERNEL({kernel_args(group)}):"]
     rng = "prange" if parallel else "range"
     if flat:     # the arrays come flattened
@@ -80,23 +111,20 @@ def kernel_text(group, flat: bool, parallel: bool) -> str:
 
 
 def kernel_call_args(group, flat: bool, res: str, em) -> list[str]:
-    """The output and inputs as the kernel takes them: flattened, or of the
-    output's rank with size-1 dims in front."""
-    rank = len(group.outputs[0].shape)
-    args = [f"{res}.reshape({group.outputs[0].size})" if flat else res]
-    for v in group.inputs:
-        if flat:
-            args.append(f"{em[v]}.reshape({v.size})")
-        else:
-            args.append(f"{em[v]}.reshape({source.ints((1,) * (rank - len(v.shape)) + tuple(v.shape))})"
-                        if len(v.shape) != rank else em[v])
-    return args
+    """The output and inputs as the kernel takes them: flattened, or reshaped to
+    the merged loop nest of loop_shapes."""
+    if flat:
+        return [f"{res}.reshape({group.outputs[0].size})"] + [f"{em[v]}.reshape({v.size})" for v in group.inputs]
+    out_shape, shapes = loop_shapes(group)
+    return [f"{res}.reshape({source.ints(out_shape)})"] + [
+        f"{em[v]}.reshape({source.ints(shape)})" for v, shape in zip(group.inputs, shapes)]
 
 
 def lower_fused(group, em: Emitter):
     out = group.outputs[0]
     flat = all(v.shape == out.shape or v.size == 1 for v in group.inputs)
-    parallel = out.size >= PARALLEL_MIN_SIZE and (flat or out.shape[0] > 1)
+    parallel = (em.threads > 1 and work(group) >= PARALLEL_MIN_WORK
+                and (flat or loop_shapes(group)[0][0] >= em.threads))
     text = kernel_text(group, flat, parallel)
     for lib in ("scalar", "half"):
         if f"L_{lib}." in text:

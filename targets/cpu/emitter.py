@@ -30,6 +30,7 @@ class Emitter:
     HEADER = ("import math", "import numpy as np", "from numba import njit, prange")
     GRAPH_DECORATOR = NJIT
     EMPTY = "np.empty"
+    threads = 1     # kernels may split work into this many parts (compile()'s threads=)
 
     def __init__(self):
         self.lines: list[str] = []

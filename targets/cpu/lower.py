@@ -266,7 +266,14 @@ def _softmax(node, em):
     a, coerce = reduce_ops.softmax_axis(node)
     kind = {"Softmax": 0, "LogSoftmax": 1, "Hardmax": 2}[node.op]
     L = em.lib("reduce")
-    along_axis(em, node.inputs[0], node.outputs[0], a, coerce, lambda i, o: f"{L}.softmax_rows({i}, {o}, {kind})")
+    x = node.inputs[0]
+    n = int(np.prod(x.shape[a:] if coerce else x.shape[a:a + 1], dtype=np.int64))
+    parts = split_parts(em, x.size // max(n, 1), x.size * (2 + elementwise.HEAVY_COST))
+    if parts > 1:
+        call = lambda i, o: f"{L}.softmax_rows_par({i}, {o}, {kind}, {parts})"   # noqa: E731
+    else:
+        call = lambda i, o: f"{L}.softmax_rows({i}, {o}, {kind})"   # noqa: E731
+    along_axis(em, x, node.outputs[0], a, coerce, call)
 
 
 @lower("LpNormalization")
@@ -322,11 +329,32 @@ def _layernorm(node, em):
             em.emit(f"{t} = {em.empty((rows,), np.float32)}")
             stats.append(t)
     eps = source.num(attr(node, "epsilon", 1e-5))
-    em.emit(f"{L}.layernorm_rows({em[x]}.reshape({source.ints((rows, n))}), {param(node.input(1), 1)}, "
-            f"{param(node.input(2), 0)}, {res}.reshape({source.ints((rows, n))}), {stats[0]}, {stats[1]}, {eps})")
+    parts = split_parts(em, rows, x.size * 6)
+    fn, tail = ("layernorm_rows_par", f", {parts}") if parts > 1 else ("layernorm_rows", "")
+    em.emit(f"{L}.{fn}({em[x]}.reshape({source.ints((rows, n))}), {param(node.input(1), 1)}, "
+            f"{param(node.input(2), 0)}, {res}.reshape({source.ints((rows, n))}), {stats[0]}, {stats[1]}, {eps}{tail})")
 
 
 GEMV_MIN_N = 64   # a single row through gemv: ~30% faster than gemm from 512 columns, no gain at 10
+
+
+def split_parts(em, rows: int, work: int) -> int:
+    """How many bands of rows, one per thread, a row kernel doing `work` element-ops
+    is split into (its *_par variant); 1 keeps it serial."""
+    if em.threads < 2 or work < elementwise.PARALLEL_MIN_WORK:
+        return 1
+    return max(1, min(em.threads, rows))
+
+
+PARALLEL_GEMM_FLOPS = 1 << 21   # below this a GEMM runs on one thread: a 2-way split of 2 MFLOP saves ~0.1 ms
+PARALLEL_GEMM_ROWS = 16         # rows per thread, at least
+
+
+def gemm_parts(em, m: int, k: int, n: int) -> int:
+    """How many row bands (one per thread) an (m, k) x (k, n) GEMM is split into."""
+    if m * k * n < PARALLEL_GEMM_FLOPS:
+        return 1
+    return max(1, min(em.threads, m // PARALLEL_GEMM_ROWS))
 
 
 def matmul_shapes(a, b):
@@ -361,8 +389,10 @@ def _matmul(node, em):
         em.emit(f"{em.lib('linalg')}.gemm({em[a]}.reshape({k}), {em[b]}.reshape({source.ints((k, n))}), {res}.reshape({n}))")
         return
     if out.dtype.kind == "f" and len(b2) == 2:        # one big GEMM: fold the batch into rows
-        em.emit(f"{em.lib('linalg')}.gemm({em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
-                f"{res}.reshape({source.ints((nb * m, n))}))")
+        args = (f"{em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
+                f"{res}.reshape({source.ints((nb * m, n))})")
+        parts = gemm_parts(em, nb * m, k, n)
+        em.emit(f"{em.lib('linalg')}.gemm_rows({args}, {parts})" if parts > 1 else f"{em.lib('linalg')}.gemm({args})")
         return
     matmul_batched(em, a, b, res)
 
@@ -370,6 +400,10 @@ def _matmul(node, em):
 def matmul_batched(em, a, b, res: str):
     """res = a @ b batch by batch (the linalg library); broadcast batches pick their operand by index."""
     fn = "matmul_batched" if np.dtype(a.dtype).kind == "f" else "matmul_batched_int"
+    a2, b2, batch = matmul_shapes(a, b)
+    nb = int(np.prod(batch, dtype=np.int64))
+    if fn == "matmul_batched" and nb > 1 and split_parts(em, nb, nb * a2[-2] * a2[-1] * b2[-1] >> 4) > 1:
+        fn = "matmul_batched_par"
     em.emit(f"{em.lib('linalg')}.{fn}({', '.join(matmul_operands(em, a, b, res))})")
 
 

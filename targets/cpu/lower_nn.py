@@ -59,14 +59,14 @@ def _conv(node, em):
     # With constant filters on the CPU library the path is chosen here, from the shapes; otherwise
     # conv_fused chooses at run time (CUDA's library has only conv_fused).
     chosen_here = w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR
+    group, threads = int(attr(node, 'group', 1)), em.threads
     if chosen_here and _winograd(node, geo):
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
         em.emit(f"{L}.conv_winograd({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
-                f"{res5}, {act}, {alpha}, {beta})")
+                f"{res5}, {act}, {alpha}, {beta}, {threads})")
         return
-    group, threads = int(attr(node, 'group', 1)), int(getattr(em, 'threads', 1))
     args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
             f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
     if not chosen_here:
@@ -77,7 +77,7 @@ def _conv(node, em):
         else:
             em.emit(f"{L}.conv_direct_serial({args})")
     else:
-        em.emit(f"{L}.conv_gemm({args})")
+        em.emit(f"{L}.conv_gemm({args}, {threads})")
 
 
 def _winograd(node, geo):

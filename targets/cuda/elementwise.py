@@ -3,7 +3,7 @@ CPU kernel, scalar expressions in the CUDA dialect)."""
 from __future__ import annotations
 
 from compiler.dtypes import is_held
-from targets.cpu.elementwise import body_lines, kernel_args, kernel_call_args
+from targets.cpu.elementwise import body_lines, kernel_args, kernel_call_args, loop_shapes
 
 from . import scalar
 
@@ -17,7 +17,7 @@ def lower_fused(group, em):
     if flat:
         k = em.flat_kernel(kernel_args(group), body)
     else:
-        k = em.loop_kernel(kernel_args(group), "out", len(out.shape), body)
+        k = em.loop_kernel(kernel_args(group), "out", len(loop_shapes(group)[0]), body)
     if any("L_scalar." in line for line in body):
         em.lib("scalar")
     res = em.alloc(out)

@@ -1,6 +1,6 @@
 """Matrix products. Float work goes to BLAS through np.dot (scipy provides it to Numba)."""
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True, error_model="numpy")
@@ -12,10 +12,25 @@ def gemm(a, b, out):
     np.dot(a, b, out)
 
 
+@njit(cache=True, error_model="numpy", parallel=True)
+def gemm_rows(a, b, out, parts):
+    """gemm split into `parts` bands of rows, one single-thread BLAS call per thread."""
+    m = a.shape[0]
+    for p in prange(parts):
+        np.dot(a[p * m // parts:(p + 1) * m // parts], b, out[p * m // parts:(p + 1) * m // parts])
+
+
 @njit(cache=True, error_model="numpy")
 def matmul_batched(a, b, out, a_index, b_index):
     """out[i] = a[a_index[i]] @ b[b_index[i]] on (batch, m, k) x (batch, k, n) views."""
     for i in range(out.shape[0]):
+        np.dot(a[a_index[i]], b[b_index[i]], out[i])
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def matmul_batched_par(a, b, out, a_index, b_index):
+    """matmul_batched with the batch spread over the threads."""
+    for i in prange(out.shape[0]):
         np.dot(a[a_index[i]], b[b_index[i]], out[i])
 
 

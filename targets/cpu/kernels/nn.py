@@ -167,6 +167,9 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 # 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
 # took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
 PAR_MIN_FLOPS = 1 << 24
+# GEMMs split by rows over threads from 4 MFLOP, at least 16 rows a thread: a 2-way split of
+# 32x288x3136 or 64x576x784 ran 1.3x faster (one single-thread BLAS call per thread).
+PAR_MIN_GEMM_FLOPS, PAR_MIN_GEMM_ROWS = 1 << 22, 16
 # Winograd (conv_winograd) where it pays, measured at 1 thread against the im2col GEMM. Per image
 # and block of tile rows, V and M (16 x (C + M) x tiles) take at most WINO_BLOCK elements (a whole
 # 56x56 image with 32 channels in and out). The transformed filters U are 16/9 the filters' size
@@ -176,6 +179,7 @@ PAR_MIN_FLOPS = 1 << 24
 # saving. Below 8 channels the transforms outweigh the GEMM.
 WINO_BLOCK = 1 << 20
 WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 8, 32, 64
+WINO_PAR_MIN_ROWS = 2   # tile rows a thread, at least, when conv_winograd splits an image
 
 
 @njit(cache=True, error_model="numpy")
@@ -265,6 +269,28 @@ def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
             _epilogue(out2[m], b[m0 + m], res2[m], act, alpha, beta)
         else:
             _epilogue(out2[m], b[m0 + m], out2[m, :0], act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def gemm_parts(m, k, n, threads):
+    """Row bands, one per thread, for an (m, k) x (k, n) GEMM: 1 (serial) below PAR_MIN_GEMM_FLOPS
+    or under PAR_MIN_GEMM_ROWS rows a thread."""
+    if threads < 2 or 2 * m * k * n < PAR_MIN_GEMM_FLOPS:
+        return 1
+    return max(1, min(threads, m // PAR_MIN_GEMM_ROWS))
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _gemm_epi_bands(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta, parts):
+    """_gemm_epi on `parts` bands of a's rows, one per thread (the operand col is shared)."""
+    if parts == 1:
+        _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta)
+        return
+    rows = a.shape[0]
+    for p in prange(parts):
+        lo, hi = p * rows // parts, (p + 1) * rows // parts
+        _gemm_epi(a[lo:hi], col, tmp[lo:hi], out2[lo:hi], Wp, OW, b, m0 + lo,
+                  res2[lo:hi] if res2.shape[0] > 0 else res2, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -793,31 +819,55 @@ def _wino_output(mt, out, n, th0, th1, z):
 
 
 @njit(cache=True, error_model="numpy")
-def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, block=WINO_BLOCK):
+def _wino_tiles(xp, u, out, n, t0, t1, rows):
+    """Tile rows [t0, t1) of image n (xp its padded copy), `rows` tile rows at a time, with
+    buffers of their own (so threads can take disjoint tile rows)."""
+    C, M, Wp = xp.shape[0], u.shape[1], xp.shape[3]
+    T1 = Wp // 2
+    v = np.empty(16 * C * rows * T1, dtype=xp.dtype)
+    mt = np.empty(16 * M * rows * T1, dtype=xp.dtype)
+    e = np.zeros((4, rows * Wp + 2), dtype=xp.dtype)
+    z = np.empty((4, rows * Wp), dtype=xp.dtype)
+    for th0 in range(t0, t1, rows):
+        th1 = min(t1, th0 + rows)
+        T = (th1 - th0) * T1
+        vb = v[:16 * C * T].reshape(16, C, T)
+        mb = mt[:16 * M * T].reshape(16, M, T)
+        _wino_input(xp[:, 0], vb, th0, th1, e)
+        for k in range(16):
+            np.dot(u[k], vb[k], mb[k])
+        _wino_output(mb, out, n, th0, th1, z)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _wino_par(xp, u, out, n, TH, rows, parts, b, res, act, alpha, beta):
+    """_wino_tiles on `parts` bands of tile rows, one per thread, then the epilogue by planes."""
+    for p in prange(parts):
+        _wino_tiles(xp, u, out, n, p * TH // parts, (p + 1) * TH // parts, rows)
+    for m in prange(out.shape[1]):
+        _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, threads=1, block=WINO_BLOCK):
     """2-D 3x3 stride-1 conv (x, out rank 5, D == 1) with filters pre-transformed by winograd_weights:
     out = act(conv + b [+ res]), as conv_fused. Tiles run in blocks of tile rows, per image, with
-    V and M (16 x (C + M) x tiles) at most `block` elements; the epilogue runs per output plane."""
+    V and M (16 x (C + M) x tiles) at most `block` elements; the epilogue runs per output plane.
+    With threads > 1 and at least WINO_PAR_MIN_ROWS tile rows a thread, threads take bands of
+    tile rows."""
     N, C = x.shape[0], x.shape[1]
     M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
     TH, T1 = (OH + 1) // 2, (OW + 1) // 2 + 1   # tile rows; tiles a row, one junk
     Hp, Wp = 2 * TH + 2, 2 * T1
     xp = np.zeros((C, 1, Hp, Wp), dtype=x.dtype)
-    rows = max(1, min(TH, block // (16 * (C + M) * T1)))
-    v = np.empty(16 * C * rows * T1, dtype=x.dtype)
-    mt = np.empty(16 * M * rows * T1, dtype=x.dtype)
-    e = np.zeros((4, rows * Wp + 2), dtype=x.dtype)
-    z = np.empty((4, rows * Wp), dtype=x.dtype)
+    parts = max(1, min(threads, TH // WINO_PAR_MIN_ROWS))
+    rows = max(1, min(-(-TH // parts), block // (16 * (C + M) * T1)))
     for n in range(N):
         _pad_image(x, n, 0, C, (0, pads_begin[1], pads_begin[2]), xp)
-        for th0 in range(0, TH, rows):
-            th1 = min(TH, th0 + rows)
-            T = (th1 - th0) * T1
-            vb = v[:16 * C * T].reshape(16, C, T)
-            mb = mt[:16 * M * T].reshape(16, M, T)
-            _wino_input(xp[:, 0], vb, th0, th1, e)
-            for k in range(16):
-                np.dot(u[k], vb[k], mb[k])
-            _wino_output(mb, out, n, th0, th1, z)
+        if parts > 1:
+            _wino_par(xp, u, out, n, TH, rows, parts, b, res, act, alpha, beta)
+            continue
+        _wino_tiles(xp, u, out, n, 0, TH, rows)
         for m in range(M):
             _plane_epilogue(out, n, m, b, res, act, alpha, beta)
 
@@ -861,20 +911,20 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     directly as the GEMM operand; H/W stride 1 with little width padding builds
     im2col from a padded copy in long contiguous runs ("wide" rows, cropped in the
     epilogue); anything else uses the general im2col. Direct convolutions split their
-    planes over Numba's threads; GEMMs do not: two single-threaded OpenBLAS calls from
-    two Numba threads at once ran ~50x slower than one call here (0.9 ms -> 48 ms for a
-    64x576x784 GEMM, machine under load), so GEMMs run one at a time on one BLAS thread.
+    planes over Numba's threads; GEMMs split by rows (gemm_parts) and Winograd by tile rows,
+    one single-thread BLAS call per thread. (On a shared 2-core VM a thread that is not
+    scheduled stalls the whole split; bench/ times each engine in blocks for that reason.)
     """
     C, M = x.shape[1], w.shape[0]
     if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False):
         u = np.empty((16, M, C), dtype=x.dtype)
         winograd_weights(w, u)
-        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta)
+        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, threads)
         return
     if is_direct(C, M, group):
         conv_direct(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads)
     else:
-        conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
+        conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads)
 
 
 @njit(cache=True, error_model="numpy")
@@ -918,8 +968,9 @@ def conv_direct_serial(x, w, b, out, strides, pads_begin, dilations, group, res,
 
 
 @njit(cache=True, error_model="numpy")
-def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
-    """conv_fused's im2col + GEMM paths, on one thread (see conv_fused)."""
+def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads=1):
+    """conv_fused's im2col + GEMM paths (see conv_fused); each GEMM split by rows over `threads`
+    where gemm_parts says it pays. The im2col stays on one thread."""
     N, C, D, H, W = x.shape
     M = w.shape[0]
     kD, kH, kW = w.shape[2], w.shape[3], w.shape[4]
@@ -938,6 +989,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
     Dp = (OD - 1) * sd + (kD - 1) * dd + 1
     Hp = (OH - 1) + (kH - 1) * dh + 1
     Wp = OW + (kW - 1) * dw
+    parts = gemm_parts(mg, K, P, threads)
     pointwise = (kD * kH * kW == 1 and sd == 1 and sh == 1 and sw == 1
                  and pd == 0 and ph == 0 and pw == 0 and OD == D and OH == H and OW == W)
     wide = sh == 1 and sw == 1 and Wp * 8 <= OW * 9
@@ -949,7 +1001,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
             for n in range(N):
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                _gemm_epi(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
+                _gemm_epi_bands(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta, parts)
     elif wide:
         slack = (kW - 1) * dw
         xp_flat = np.zeros(cg * Dp * Hp * Wp + slack, dtype=x.dtype)
@@ -964,7 +1016,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
+                _gemm_epi_bands(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta, parts)
     else:
         col = np.zeros((K, P), dtype=x.dtype)
         for g in range(group):
@@ -974,7 +1026,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                         dilations, (OD, OH, OW), col)
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                _gemm_epi(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
+                _gemm_epi_bands(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta, parts)
 
 
 # -------------------------------------------------------------------- ConvTranspose

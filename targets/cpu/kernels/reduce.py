@@ -1,7 +1,7 @@
 """Row-wise reductions: the caller moves the reduced axes last and views the
 tensor as (rows, n). Accumulation is in float64 (or int64) for accuracy."""
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .fastmath import exp32_shifted, sum64
 
@@ -232,3 +232,20 @@ def layernorm_rows(x, scale, bias, out, mean_out, inv_out, eps):
         inv_out[r] = inv
         for j in range(n):
             out[r, j] = (x[r, j] - mean) * inv * scale[j] + bias[j]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def softmax_rows_par(x, out, kind, parts):
+    """softmax_rows on `parts` bands of rows, one per thread: the same arithmetic per row."""
+    rows = x.shape[0]
+    for p in prange(parts):
+        softmax_rows(x[p * rows // parts:(p + 1) * rows // parts], out[p * rows // parts:(p + 1) * rows // parts], kind)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def layernorm_rows_par(x, scale, bias, out, mean_out, inv_out, eps, parts):
+    """layernorm_rows on `parts` bands of rows, one per thread: the same arithmetic per row."""
+    rows = x.shape[0]
+    for p in prange(parts):
+        lo, hi = p * rows // parts, (p + 1) * rows // parts
+        layernorm_rows(x[lo:hi], scale, bias, out[lo:hi], mean_out[lo:hi], inv_out[lo:hi], eps)

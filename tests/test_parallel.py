@@ -1,0 +1,90 @@
+"""compile(threads=2) splits large work over Numba threads: GEMMs by rows,
+batched MatMuls by batch, Softmax/LayerNormalization by rows, fused elementwise
+loops by their first loop. Each model here is large enough to take those paths;
+the results must match onnx.reference, and threads=1 must stay serial."""
+import glob
+import os
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from compiler import compile
+from targets.cpu import elementwise
+from compiler.ir import Node, Value
+from tests.helpers import F, model, reference
+
+RNG = np.random.default_rng(7)
+
+
+def _sources(cache_dir) -> str:
+    return "\n".join(open(p).read() for p in glob.glob(os.path.join(cache_dir, "src", "onnxjit_[gk]_*.py")))
+
+
+def _encoder_block():
+    """MatMul + bias, erf GELU, Softmax, LayerNormalization, a batched attention MatMul."""
+    s, h, f = 128, 256, 512
+    inits = {"w1": RNG.standard_normal((h, f)).astype(np.float32) / 8, "b1": RNG.standard_normal(f).astype(np.float32),
+             "w2": RNG.standard_normal((f, h)).astype(np.float32) / 16, "g": RNG.uniform(0.5, 2, h).astype(np.float32),
+             "beta": RNG.standard_normal(h).astype(np.float32), "shape": np.array([1, s, 8, 32], np.int64),
+             "half": np.array(0.5, np.float32), "one": np.array(1.0, np.float32),
+             "rsqrt2": np.array(2 ** -0.5, np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Add", ["m1", "b1"], ["a1"]),
+             helper.make_node("Mul", ["a1", "rsqrt2"], ["g0"]), helper.make_node("Erf", ["g0"], ["g1"]),
+             helper.make_node("Add", ["g1", "one"], ["g2"]), helper.make_node("Mul", ["a1", "g2"], ["g3"]),
+             helper.make_node("Mul", ["g3", "half"], ["gelu"]),
+             helper.make_node("MatMul", ["gelu", "w2"], ["m2"]),
+             helper.make_node("LayerNormalization", ["m2", "g", "beta"], ["ln"], axis=-1),
+             helper.make_node("Reshape", ["ln", "shape"], ["heads"]),
+             helper.make_node("Transpose", ["heads"], ["q"], perm=[0, 2, 1, 3]),
+             helper.make_node("Transpose", ["heads"], ["k"], perm=[0, 2, 3, 1]),
+             helper.make_node("MatMul", ["q", "k"], ["scores"]),
+             helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+             helper.make_node("MatMul", ["probs", "q"], ["ctx"])]
+    m = model(nodes, [("x", F, [1, s, h])], [("ctx", F, [1, 8, s, 32]), ("gelu", F, [1, s, f])], inits)
+    return m, {"x": RNG.standard_normal((1, s, h)).astype(np.float32)}
+
+
+def _broadcast_chain():
+    """(1, 128, 768) + (768,) then * (1, 128, 1): merged into a 2-D loop nest."""
+    m = model([helper.make_node("Add", ["x", "b"], ["y"]), helper.make_node("Mul", ["y", "s"], ["z"]),
+               helper.make_node("Tanh", ["z"], ["t"])],
+              [("x", F, [1, 128, 768]), ("s", F, [1, 128, 1])], [("t", F, [1, 128, 768])],
+              {"b": RNG.standard_normal(768).astype(np.float32)})
+    return m, {"x": RNG.standard_normal((1, 128, 768)).astype(np.float32),
+               "s": RNG.standard_normal((1, 128, 1)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threaded_kernels_match_reference(build, threads, tmp_path):
+    m, feeds = build()
+    got = compile(m, cache_dir=str(tmp_path), threads=threads).run(feeds)
+    for want, (name, g) in zip(reference(m, feeds), got.items()):
+        np.testing.assert_allclose(g, want, rtol=2e-4, atol=2e-5, err_msg=name)
+    text = _sources(str(tmp_path))
+    assert ("prange(" in text) == (threads == 2)
+
+
+def test_encoder_block_takes_every_split_path(tmp_path):
+    m, feeds = _encoder_block()
+    compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
+    text = _sources(str(tmp_path))
+    for call in ("gemm_rows(", "layernorm_rows_par(", "softmax_rows_par(", "matmul_batched_par("):
+        assert call in text, call
+
+
+def _group(shape, input_shapes):
+    ins = [Value(f"i{k}", np.dtype(np.float32), s) for k, s in enumerate(input_shapes)]
+    out = Value("o", np.dtype(np.float32), shape)
+    return Node("Fused", ins, [out], {"body": []})
+
+
+@pytest.mark.parametrize("out,ins,want_out,want_ins", [
+    ((1, 128, 768), [(1, 128, 768), (768,)], (128, 768), [(128, 768), (1, 768)]),
+    ((2, 3, 4, 5), [(2, 3, 4, 5), (1, 1, 4, 5)], (6, 20), [(6, 20), (1, 20)]),
+    ((2, 3, 4), [(2, 1, 4), (3, 1)], (2, 3, 4), [(2, 1, 4), (1, 3, 1)]),
+    ((4, 1, 6), [(4, 1, 6), (1, 1, 1)], (24,), [(24,), (1,)]),
+])
+def test_loop_shapes_merge_dims_that_broadcast_alike(out, ins, want_out, want_ins):
+    assert elementwise.loop_shapes(_group(out, ins)) == (want_out, want_ins)
