@@ -1,6 +1,6 @@
 """compile(threads=2) splits large work over Numba threads: GEMMs by rows,
 batched MatMuls by batch, Softmax/LayerNormalization by rows, fused elementwise
-loops by their first loop. Each model here is large enough to take those paths;
+loops by their first loop, convolutions by output channels or tile rows. Each model here is large enough to take those paths;
 the results must match onnx.reference, and threads=1 must stay serial."""
 import glob
 import os
@@ -55,7 +55,22 @@ def _broadcast_chain():
                "s": RNG.standard_normal((1, 128, 1)).astype(np.float32)}
 
 
-@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain])
+def _cnn():
+    """3x3 convs (Winograd), a 1x1 conv (the input is the GEMM operand), a strided 3x3 (im2col),
+    with bias, ReLU and a residual Add in their epilogues."""
+    c, hw = 32, 40
+    w = lambda *s: (RNG.standard_normal(s) / np.sqrt(np.prod(s[1:]))).astype(np.float32)   # noqa: E731
+    inits = {"w1": w(c, c, 3, 3), "b1": RNG.standard_normal(c).astype(np.float32), "w2": w(c, c, 3, 3),
+             "w3": w(2 * c, c, 1, 1), "w4": w(2 * c, 2 * c, 3, 3)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["y1"], pads=[1] * 4), helper.make_node("Relu", ["y1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y2"], pads=[1] * 4), helper.make_node("Add", ["y2", "x"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r2"]), helper.make_node("Conv", ["r2", "w3"], ["y3"]),
+             helper.make_node("Conv", ["y3", "w4"], ["y4"], pads=[1] * 4, strides=[2, 2])]
+    m = model(nodes, [("x", F, [1, c, hw, hw])], [("y4", F, [1, 2 * c, hw // 2, hw // 2])], inits)
+    return m, {"x": RNG.standard_normal((1, c, hw, hw)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain, _cnn])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threaded_kernels_match_reference(build, threads, tmp_path):
     m, feeds = build()
@@ -63,7 +78,7 @@ def test_threaded_kernels_match_reference(build, threads, tmp_path):
     for want, (name, g) in zip(reference(m, feeds), got.items()):
         np.testing.assert_allclose(g, want, rtol=2e-4, atol=2e-5, err_msg=name)
     text = _sources(str(tmp_path))
-    assert ("prange(" in text) == (threads == 2)
+    assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(")) == (threads == 2)
 
 
 def test_encoder_block_takes_every_split_path(tmp_path):
@@ -71,6 +86,14 @@ def test_encoder_block_takes_every_split_path(tmp_path):
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
     text = _sources(str(tmp_path))
     for call in ("gemm_rows(", "layernorm_rows_par(", "softmax_rows_par(", "matmul_batched_par("):
+        assert call in text, call
+
+
+def test_cnn_takes_the_split_conv_paths(tmp_path):
+    m, feeds = _cnn()
+    compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
+    text = _sources(str(tmp_path))
+    for call in ("conv_winograd_par(", "conv_gemm_par("):
         assert call in text, call
 
 

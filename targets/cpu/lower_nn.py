@@ -64,8 +64,10 @@ def _conv(node, em):
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
-        em.emit(f"{L}.conv_winograd({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
-                f"{res5}, {act}, {alpha}, {beta}, {threads})")
+        parts = nn_kernels.wino_parts(_as5(out.shape), threads)
+        fn, tail = ("conv_winograd_par", f", {parts}") if parts > 1 else ("conv_winograd", "")
+        em.emit(f"{L}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
+                f"{res5}, {act}, {alpha}, {beta}{tail})")
         return
     args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
             f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
@@ -77,7 +79,15 @@ def _conv(node, em):
         else:
             em.emit(f"{L}.conv_direct_serial({args})")
     else:
-        em.emit(f"{L}.conv_gemm({args}, {threads})")
+        parts = _gemm_parts(x, w, out, group, threads)
+        em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm({args})")
+
+
+def _gemm_parts(x, w, out, group, threads):
+    """Output-channel bands for conv_gemm_par (group 1 only): nn.gemm_parts of the conv's GEMM."""
+    if group != 1:
+        return 1
+    return nn_kernels.gemm_parts(w.shape[0], int(np.prod(w.shape[1:])), int(np.prod(out.shape[2:])) * out.shape[0], threads)
 
 
 def _winograd(node, geo):

@@ -280,19 +280,6 @@ def gemm_parts(m, k, n, threads):
     return max(1, min(threads, m // PAR_MIN_GEMM_ROWS))
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _gemm_epi_bands(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta, parts):
-    """_gemm_epi on `parts` bands of a's rows, one per thread (the operand col is shared)."""
-    if parts == 1:
-        _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta)
-        return
-    rows = a.shape[0]
-    for p in prange(parts):
-        lo, hi = p * rows // parts, (p + 1) * rows // parts
-        _gemm_epi(a[lo:hi], col, tmp[lo:hi], out2[lo:hi], Wp, OW, b, m0 + lo,
-                  res2[lo:hi] if res2.shape[0] > 0 else res2, act, alpha, beta)
-
-
 @njit(cache=True, error_model="numpy")
 def _plane_epilogue(out, n, m, b, res, act, alpha, beta):
     """The epilogue over the whole plane out[n, m] at once (one call, not one per row)."""
@@ -839,37 +826,45 @@ def _wino_tiles(xp, u, out, n, t0, t1, rows):
         _wino_output(mb, out, n, th0, th1, z)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _wino_par(xp, u, out, n, TH, rows, parts, b, res, act, alpha, beta):
-    """_wino_tiles on `parts` bands of tile rows, one per thread, then the epilogue by planes."""
-    for p in prange(parts):
-        _wino_tiles(xp, u, out, n, p * TH // parts, (p + 1) * TH // parts, rows)
-    for m in prange(out.shape[1]):
-        _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+@njit(cache=True, error_model="numpy")
+def _wino_setup(x, out, parts, block):
+    """(tile rows TH, tile rows per block, zeroed padded-image buffer) for conv_winograd[_par]."""
+    C, M, OH, OW = x.shape[1], out.shape[1], out.shape[3], out.shape[4]
+    TH, T1 = (OH + 1) // 2, (OW + 1) // 2 + 1   # tile rows; tiles a row, one junk
+    rows = max(1, min(-(-TH // parts), block // (16 * (C + M) * T1)))
+    return TH, rows, np.zeros((C, 1, 2 * TH + 2, 2 * T1), dtype=x.dtype)
 
 
 @njit(cache=True, error_model="numpy")
-def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, threads=1, block=WINO_BLOCK):
+def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, block=WINO_BLOCK):
     """2-D 3x3 stride-1 conv (x, out rank 5, D == 1) with filters pre-transformed by winograd_weights:
     out = act(conv + b [+ res]), as conv_fused. Tiles run in blocks of tile rows, per image, with
-    V and M (16 x (C + M) x tiles) at most `block` elements; the epilogue runs per output plane.
-    With threads > 1 and at least WINO_PAR_MIN_ROWS tile rows a thread, threads take bands of
-    tile rows."""
-    N, C = x.shape[0], x.shape[1]
-    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
-    TH, T1 = (OH + 1) // 2, (OW + 1) // 2 + 1   # tile rows; tiles a row, one junk
-    Hp, Wp = 2 * TH + 2, 2 * T1
-    xp = np.zeros((C, 1, Hp, Wp), dtype=x.dtype)
-    parts = max(1, min(threads, TH // WINO_PAR_MIN_ROWS))
-    rows = max(1, min(-(-TH // parts), block // (16 * (C + M) * T1)))
-    for n in range(N):
-        _pad_image(x, n, 0, C, (0, pads_begin[1], pads_begin[2]), xp)
-        if parts > 1:
-            _wino_par(xp, u, out, n, TH, rows, parts, b, res, act, alpha, beta)
-            continue
+    V and M (16 x (C + M) x tiles) at most `block` elements; the epilogue runs per output plane."""
+    TH, rows, xp = _wino_setup(x, out, 1, block)
+    for n in range(x.shape[0]):
+        _pad_image(x, n, 0, x.shape[1], (0, pads_begin[1], pads_begin[2]), xp)
         _wino_tiles(xp, u, out, n, 0, TH, rows)
-        for m in range(M):
+        for m in range(out.shape[1]):
             _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def conv_winograd_par(x, u, b, out, pads_begin, res, act, alpha, beta, parts):
+    """conv_winograd with each image's tile rows in `parts` bands, one per thread (the lowering
+    calls it where wino_parts says so), then the epilogue by planes."""
+    TH, rows, xp = _wino_setup(x, out, parts, WINO_BLOCK)
+    for n in range(x.shape[0]):
+        _pad_image(x, n, 0, x.shape[1], (0, pads_begin[1], pads_begin[2]), xp)
+        for p in prange(parts):
+            _wino_tiles(xp, u, out, n, p * TH // parts, (p + 1) * TH // parts, rows)
+        for m in prange(out.shape[1]):
+            _plane_epilogue(out, n, m, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def wino_parts(out_shape, threads):
+    """Bands of tile rows for conv_winograd_par: at least WINO_PAR_MIN_ROWS tile rows a thread."""
+    return max(1, min(threads, ((out_shape[3] + 1) // 2) // WINO_PAR_MIN_ROWS))
 
 
 @njit(cache=True, error_model="numpy")
@@ -911,20 +906,19 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     directly as the GEMM operand; H/W stride 1 with little width padding builds
     im2col from a padded copy in long contiguous runs ("wide" rows, cropped in the
     epilogue); anything else uses the general im2col. Direct convolutions split their
-    planes over Numba's threads; GEMMs split by rows (gemm_parts) and Winograd by tile rows,
-    one single-thread BLAS call per thread. (On a shared 2-core VM a thread that is not
-    scheduled stalls the whole split; bench/ times each engine in blocks for that reason.)
+    planes over Numba's threads; GEMM and Winograd convs run on one thread here (the lowering
+    calls conv_gemm_par / conv_winograd_par where splitting them pays).
     """
     C, M = x.shape[1], w.shape[0]
     if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False):
         u = np.empty((16, M, C), dtype=x.dtype)
         winograd_weights(w, u)
-        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, threads)
+        conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta)
         return
     if is_direct(C, M, group):
         conv_direct(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads)
     else:
-        conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads)
+        conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -968,9 +962,8 @@ def conv_direct_serial(x, w, b, out, strides, pads_begin, dilations, group, res,
 
 
 @njit(cache=True, error_model="numpy")
-def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads=1):
-    """conv_fused's im2col + GEMM paths (see conv_fused); each GEMM split by rows over `threads`
-    where gemm_parts says it pays. The im2col stays on one thread."""
+def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """conv_fused's im2col + GEMM paths, on one thread (see conv_fused)."""
     N, C, D, H, W = x.shape
     M = w.shape[0]
     kD, kH, kW = w.shape[2], w.shape[3], w.shape[4]
@@ -989,7 +982,6 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
     Dp = (OD - 1) * sd + (kD - 1) * dd + 1
     Hp = (OH - 1) + (kH - 1) * dh + 1
     Wp = OW + (kW - 1) * dw
-    parts = gemm_parts(mg, K, P, threads)
     pointwise = (kD * kH * kW == 1 and sd == 1 and sh == 1 and sw == 1
                  and pd == 0 and ph == 0 and pw == 0 and OD == D and OH == H and OW == W)
     wide = sh == 1 and sw == 1 and Wp * 8 <= OW * 9
@@ -1001,7 +993,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
             for n in range(N):
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                _gemm_epi_bands(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta, parts)
+                _gemm_epi(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
     elif wide:
         slack = (kW - 1) * dw
         xp_flat = np.zeros(cg * Dp * Hp * Wp + slack, dtype=x.dtype)
@@ -1016,7 +1008,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                _gemm_epi_bands(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta, parts)
+                _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
     else:
         col = np.zeros((K, P), dtype=x.dtype)
         for g in range(group):
@@ -1026,7 +1018,21 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                         dilations, (OD, OH, OW), col)
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                _gemm_epi_bands(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta, parts)
+                _gemm_epi(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, parts):
+    """conv_gemm with the output channels in `parts` bands, one per thread, each a conv_gemm of
+    its own (group 1; each band builds its own im2col, in parallel). The lowering calls it
+    where gemm_parts says the GEMM is worth splitting, so serial models never compile it."""
+    N, M, D, H, W = out.shape
+    for n in range(N):
+        for p in prange(parts):
+            lo, hi = p * M // parts, (p + 1) * M // parts
+            o = out[n, lo:hi].reshape((1, hi - lo, D, H, W))
+            r = res[n, lo:hi].reshape((1, hi - lo, D, H, W)) if res.size > 0 else res
+            conv_gemm(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
 
 
 # -------------------------------------------------------------------- ConvTranspose
