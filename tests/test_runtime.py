@@ -146,13 +146,13 @@ def test_big_graphs_run_as_python_and_match(tmp_path, monkeypatch):
     assert len(src) == 1 and "@njit(cache=True, error_model='numpy')\ndef graph" not in open(src[0]).read()
 
 
-@pytest.mark.parametrize("env,want", [({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
-                                      ({"GOMP_SPINCOUNT": "1000"}, None)])
-def test_openmp_workers_sleep_unless_the_user_says(env, want):
-    """runtime sets OMP_WAIT_POLICY=PASSIVE before Numba's OpenMP pool starts, and
-    leaves the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT alone."""
+@pytest.mark.parametrize("env,want", [({}, "None 3000"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE None"),
+                                      ({"GOMP_SPINCOUNT": "100"}, "None 100")])
+def test_openmp_workers_spin_briefly_unless_the_user_says(env, want):
+    """runtime sets GOMP_SPINCOUNT=3000 before Numba's OpenMP pool starts, and leaves
+    the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT alone."""
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    code = "import os, runtime; print(os.environ.get('OMP_WAIT_POLICY'))"
+    code = "import os, runtime; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
     out = subprocess.run([sys.executable, "-c", code], env=dict(base, **env), capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), check=True).stdout
     assert out.strip() == str(want)
