@@ -30,6 +30,7 @@ class Emitter:
     HEADER = ("import math", "import numpy as np", "from numba import njit, prange")
     GRAPH_DECORATOR = NJIT
     EMPTY = "np.empty"
+    MEMORY_PLAN = True      # its np.empty buffers may become views of one arena (targets/cpu/memplan.py)
 
     def __init__(self):
         self.lines: list[str] = []
@@ -40,6 +41,8 @@ class Emitter:
         self.libs: set[str] = set()
         self.aliases: set = set()              # values that may share memory with an input/const
         self.widened: dict = {}                # small-float value -> its float32 copy (targets/cpu/half.py)
+        self.in_place: list = []               # (line, output, inputs) an elementwise kernel may overwrite
+        self.arena = 0                         # bytes of the arena argument (0: none)
         self._tmp = 0
 
     # values -------------------------------------------------------------
@@ -98,6 +101,11 @@ class Emitter:
     def emit(self, line: str):
         self.lines.append(line)
 
+    def may_overwrite(self, out: str, inputs: list[str]):
+        """The line just emitted reads each of `inputs` at the point it writes `out`
+        (same shape and dtype): the planner may give `out` the bytes of one it last uses."""
+        self.in_place.append((len(self.lines) - 1, out, inputs))
+
     # code ---------------------------------------------------------------
     def lib(self, name: str) -> str:
         """Use the hand-written kernel module targets/cpu/kernels/<name>.py."""
@@ -150,6 +158,7 @@ class Emitter:
             mods[mod] = src
             imports.append(f"from {mod} import kernel as {name}")
         args = [f"x{i}" for i in range(n_inputs)] + [f"c{i}" for i in range(len(self.consts))]
+        args += ["arena"] if self.arena else []
         graph = ["", ""] + ([self.GRAPH_DECORATOR] if self.jit_graph() else []) + [f"def graph({', '.join(args)}):"]
         graph += ["    " + line for line in self.lines]
         graph.append(f"    return ({', '.join(outputs)}{',' if len(outputs) == 1 else ''})")
