@@ -50,7 +50,7 @@ def build_program(graph, options: dict, lowerings: dict, em, supports, target: s
         outs.append(name)
     stats = None
     if options.get("memory_plan", True) and em.MEMORY_PLAN:
-        em.lines, em.arena, stats = memplan.plan(em.lines, outs, em.in_place)
+        em.lines, em.arena, stats = memplan.plan(em.lines, outs)
     try:
         text, libs = em.module(len(graph.inputs), outs)
     except NotImplementedError as e:

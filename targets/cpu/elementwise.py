@@ -104,4 +104,3 @@ def lower_fused(group, em: Emitter):
     k = em.kernel(text)
     res = em.alloc(out)
     em.emit(f"{k}({', '.join(kernel_call_args(group, flat, res, em))})")
-    em.may_overwrite(res, [em[v] for v in group.inputs if v.shape == out.shape and v.dtype == out.dtype])

@@ -41,7 +41,6 @@ class Emitter:
         self.libs: set[str] = set()
         self.aliases: set = set()              # values that may share memory with an input/const
         self.widened: dict = {}                # small-float value -> its float32 copy (targets/cpu/half.py)
-        self.in_place: list = []               # (line, output, inputs) an elementwise kernel may overwrite
         self.arena = 0                         # bytes of the arena argument (0: none)
         self._tmp = 0
 
@@ -100,11 +99,6 @@ class Emitter:
 
     def emit(self, line: str):
         self.lines.append(line)
-
-    def may_overwrite(self, out: str, inputs: list[str]):
-        """The line just emitted reads each of `inputs` at the point it writes `out`
-        (same shape and dtype): the planner may give `out` the bytes of one it last uses."""
-        self.in_place.append((len(self.lines) - 1, out, inputs))
 
     # code ---------------------------------------------------------------
     def lib(self, name: str) -> str:

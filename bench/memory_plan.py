@@ -1,0 +1,83 @@
+"""Memory planning on the bench models: arena bytes against the sum of the
+intermediate buffers it replaces, run time planned/unplanned at 1 thread
+(interleaved in one process, median of N calls each), and cold compile time
+both ways (fresh cache directories).
+
+    PYTHONPATH=. python -m bench.memory_plan [--runs 30] [--cold] [models...]"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import onnx
+
+from compiler import compile
+from compiler.driver import lower_to_ir
+from runtime import threads
+from targets import cpu
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+
+
+def sizes(path, feeds) -> dict:
+    g = lower_to_ir(onnx.load(path), {k: (a.dtype, a.shape, None) for k, a in feeds.items()})
+    t0 = time.perf_counter()
+    program = cpu.build(g, {"fusion": True, "threads": 1, "memory_plan": True})
+    build_s = time.perf_counter() - t0
+    stats = program["memory"]
+    return {"arena": stats["arena"], "planned": stats["planned"], "outputs": stats["unplanned"],
+            "buffers": sum(b.offset is not None for b in stats["buffers"].values()),
+            "build_s": build_s}
+
+
+def timings(path, feeds, runs: int, cache: str) -> dict:
+    fns = {plan: compile(path, cache_dir=cache, threads=1, memory_plan=plan) for plan in (True, False)}
+    threads.configure(1)
+    times = {True: [], False: []}
+    for fn in fns.values():
+        fn.run(feeds)
+    for _ in range(runs):
+        for plan, fn in fns.items():
+            t0 = time.perf_counter()
+            fn.run(feeds)
+            times[plan].append(time.perf_counter() - t0)
+    on, off = statistics.median(times[True]), statistics.median(times[False])
+    return {"on_ms": on * 1e3, "off_ms": off * 1e3, "ratio": on / off}
+
+
+def cold(path) -> dict:
+    out = {}
+    for plan in (False, True):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            compile(path, cache_dir=d, threads=1, memory_plan=plan)
+            out[plan] = time.perf_counter() - t0
+    return {"cold_off_s": out[False], "cold_on_s": out[True]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*")
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--cold", action="store_true", help="also time cold compiles (slow)")
+    args = ap.parse_args()
+    paths = sorted(glob.glob(os.path.join(HERE, "*.onnx")))
+    if args.models:
+        paths = [p for p in paths if os.path.basename(p)[:-5] in args.models]
+    cache = tempfile.mkdtemp(prefix="onnxjit-memplan-")
+    for path in paths:
+        feeds = dict(np.load(path[:-5] + ".inputs.npz"))
+        row = {"model": os.path.basename(path)[:-5], **sizes(path, feeds)}
+        row.update(timings(path, feeds, args.runs, cache))
+        if args.cold:
+            row.update(cold(path))
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
