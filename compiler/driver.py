@@ -15,7 +15,6 @@ from .ops.ml import split_zipmaps, string_label_outputs
 from .passes.conv_bn import fold_conv_batchnorm
 from .passes.decompose import decompose
 from .passes.dynamic import check_data_dependent
-from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
 
 TARGETS = {"cpu": "targets.cpu", "cuda": "targets.cuda"}
@@ -74,7 +73,7 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
     to bisect a numeric difference."""
     tgt = get_target(target)
     proto, data = frontend.load(model)
-    options = {"fusion": fusion_enabled(None if fusion is None else {"fusion": fusion}),
+    options = {"fusion": switch(fusion, "ONNXJIT_FUSION"),
                "memory_plan": switch(memory_plan, "ONNXJIT_MEMORY_PLAN")}
     if target == "cpu":
         options["threads"] = thread_settings.resolve(threads)

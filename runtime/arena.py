@@ -1,5 +1,6 @@
 """Scratch memory of one compiled specialisation: the arena its graph function
-carves its intermediate buffers from (targets/cpu/memplan.py plans it).
+carves its intermediate buffers from (targets/cpu/memplan.py plans it), passed
+as one array per element type it holds, all views of the same bytes.
 
 Allocated once and reused by every call; a call that finds it taken (another
 thread is inside the graph) gets one of its own, which is then kept for the
@@ -12,21 +13,25 @@ ALIGN = 64
 
 
 class Arenas:
-    def __init__(self, nbytes: int):
-        self.nbytes = nbytes
+    """`layout`: {"bytes": size, "views": [type name, ...]} as the manifest has it."""
+
+    def __init__(self, layout: dict):
+        self.nbytes = layout["bytes"]
+        self.dtypes = [np.dtype(d) for d in layout["views"]]
         self.free = [self.new()]
 
-    def new(self) -> np.ndarray:
-        """A C-contiguous uint8 array whose first byte is ALIGN-aligned."""
+    def new(self) -> tuple:
+        """The arena's views: one per type, over the same ALIGN-aligned bytes."""
         raw = np.empty(self.nbytes + ALIGN, np.uint8)
         skip = -raw.ctypes.data % ALIGN
-        return raw[skip:skip + self.nbytes]
+        raw = raw[skip:skip + self.nbytes]
+        return tuple(raw.view(d) for d in self.dtypes)
 
-    def take(self) -> np.ndarray:
+    def take(self) -> tuple:
         try:
             return self.free.pop()
         except IndexError:
             return self.new()
 
-    def give(self, arena: np.ndarray):
+    def give(self, arena: tuple):
         self.free.append(arena)

@@ -100,7 +100,7 @@ class CompiledModel(Callable):
         else:
             arena = arenas.take()
             try:
-                outs = fn(*args, *consts, arena)
+                outs = fn(*args, *consts, *arena)
             finally:
                 arenas.give(arena)
         outs = device.finish(outs, self.device_outputs)

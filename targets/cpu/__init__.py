@@ -7,9 +7,10 @@ from compiler.passes.fuse import fuse_elementwise
 
 from compiler.dtypes import is_held
 
-from . import (half, lower, memplan, lower_attention, lower_dynamic, lower_einsum, lower_index, lower_ml,  # noqa: F401 (lowerings register on import)
+from . import (half, lower, lower_attention, lower_dynamic, lower_einsum, lower_index, lower_ml,  # noqa: F401 (lowerings register on import)
                lower_nn, lower_quant, lower_rnn, lower_signal, lower_text, lower_training, scalar)
 from . import lower_vision  # noqa: F401, E402 (after lower_nn: it wraps the MaxPool lowering)
+from . import memplan
 from .emitter import Emitter
 
 NAME = "cpu"

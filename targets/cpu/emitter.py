@@ -10,7 +10,7 @@ import numpy as np
 
 from compiler.dtypes import HELD_AS_BITS
 
-from . import source
+from . import memplan, source
 
 KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 NJIT = "@njit(cache=True, error_model='numpy')"
@@ -41,7 +41,7 @@ class Emitter:
         self.libs: set[str] = set()
         self.aliases: set = set()              # values that may share memory with an input/const
         self.widened: dict = {}                # small-float value -> its float32 copy (targets/cpu/half.py)
-        self.arena = 0                         # bytes of the arena argument (0: none)
+        self.arena = None                      # the arena it takes, if planned (targets/cpu/memplan.py)
         self._tmp = 0
 
     # values -------------------------------------------------------------
@@ -152,7 +152,7 @@ class Emitter:
             mods[mod] = src
             imports.append(f"from {mod} import kernel as {name}")
         args = [f"x{i}" for i in range(n_inputs)] + [f"c{i}" for i in range(len(self.consts))]
-        args += ["arena"] if self.arena else []
+        args += memplan.arguments(self.arena)
         graph = ["", ""] + ([self.GRAPH_DECORATOR] if self.jit_graph() else []) + [f"def graph({', '.join(args)}):"]
         graph += ["    " + line for line in self.lines]
         graph.append(f"    return ({', '.join(outputs)}{',' if len(outputs) == 1 else ''})")
