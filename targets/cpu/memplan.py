@@ -1,7 +1,6 @@
-"""Memory planning of the graph function: its `np.empty` buffers become typed
-views of one arena (a uint8 array the runtime allocates once per
-specialisation and passes in), buffers whose live ranges do not overlap
-sharing bytes.
+"""Memory planning of the graph function: its `np.empty` buffers become slices
+of one arena (bytes the runtime allocates once per specialisation and passes
+in, runtime/arena.py), buffers whose live ranges do not overlap sharing bytes.
 
 It reads the generated lines, not the IR: a line's uses are the names it
 mentions, and an assignment not known to copy (`.copy()`, `.astype()`,
