@@ -15,7 +15,6 @@ from .ops.ml import split_zipmaps, string_label_outputs
 from .passes.conv_bn import fold_conv_batchnorm
 from .passes.decompose import decompose
 from .passes.dynamic import check_data_dependent
-from .passes.fuse import fusion_enabled
 from .passes.simplify import eliminate_dead_code, eliminate_identities
 
 TARGETS = {"cpu": "targets.cpu", "cuda": "targets.cuda"}
@@ -51,8 +50,16 @@ def lower_to_ir(model, feeds: dict, fusion: bool = True):
     return graph
 
 
+def switch(value: bool | None, env: str) -> bool:
+    """An on/off option: `value` if given, else environment variable `env` (default on)."""
+    if value is not None:
+        return bool(value)
+    return os.environ.get(env, "1") not in ("0", "off", "false")
+
+
 def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion: bool | None = None,
-            eager: bool = True, device_outputs: bool = False, threads: int | None = None):
+            eager: bool = True, device_outputs: bool = False, threads: int | None = None,
+            memory_plan: bool | None = None):
     """Compile an ONNX model (path, bytes or ModelProto) for `target`.
 
     Static-shaped models are built (or loaded from the disk cache) right away;
@@ -60,10 +67,14 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
     set of input shapes. On target "cuda", outputs come back as numpy arrays,
     or as Numba device arrays with `device_outputs=True`. On "cpu", `threads`
     (default: NUMBA_NUM_THREADS) is the Numba thread count the kernels are split
-    for; compile() sets it and makes scipy's BLAS single-threaded (runtime/threads.py)."""
+    for; compile() sets it and makes scipy's BLAS single-threaded (runtime/threads.py).
+    `memory_plan` (default: ONNXJIT_MEMORY_PLAN, on) lets intermediate buffers share
+    one arena allocated once per specialisation (targets/cpu/memplan.py); turn it off
+    to bisect a numeric difference."""
     tgt = get_target(target)
     proto, data = frontend.load(model)
-    options = {"fusion": fusion_enabled(None if fusion is None else {"fusion": fusion})}
+    options = {"fusion": switch(fusion, "ONNXJIT_FUSION"),
+               "memory_plan": switch(memory_plan, "ONNXJIT_MEMORY_PLAN")}
     if target == "cpu":
         options["threads"] = thread_settings.resolve(threads)
         thread_settings.configure(options["threads"])
@@ -79,7 +90,7 @@ def compile(model, target: str = "cpu", *, cache_dir: str | None = None, fusion:
         if map_outputs:
             raise frontend.UnsupportedModel("ZipMap in a model with control flow or sequences is not supported")
         return partition.plan_model(proto, lambda segment: compile(
-            segment, target, cache_dir=cache_dir, fusion=fusion, eager=False))
+            segment, target, cache_dir=cache_dir, fusion=fusion, eager=False, memory_plan=memory_plan))
     specs, outputs = frontend.signature(proto)
     value_inputs = frontend.value_specialised_inputs(proto)
     try:

@@ -77,7 +77,7 @@ class Cache:
         manifest = {"module": module, "files": files, "consts": os.path.basename(consts_path),
                     "consts_sha256": sha256(buf), "consts_layout": layout, "args": program["args"],
                     "device": program.get("device", "host"),
-                    "views": program.get("views", [])}
+                    "views": program.get("views", []), "arena": program.get("arena")}
         _atomic_write(self.entry_path(key, spec), json.dumps(manifest, indent=1).encode())
         return manifest
 

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 
 from . import devices
+from .arena import Arenas
 from .cache import Cache
 
 
@@ -89,12 +90,19 @@ class CompiledModel(Callable):
         return a
 
     def _call(self, feeds: dict):
-        fn, (names, consts, device, views) = self.specialisation(feeds)
+        fn, (names, consts, device, views, arenas) = self.specialisation(feeds)
         bits = self._bits
         args = [a if (b := bits.get(n)) is None else a.view(b) for n in names for a in (feeds[n],)]
         if device.name != "host":
             args = [device.place_input(a) for a in args]
-        outs = fn(*args, *consts)
+        if arenas is None:
+            outs = fn(*args, *consts)
+        else:
+            arena = arenas.take()
+            try:
+                outs = fn(*args, *consts, *arena)
+            finally:
+                arenas.give(arena)
         outs = device.finish(outs, self.device_outputs)
         if any(views):
             outs = tuple(o if v is None else o.view(dtype(v)) for o, v in zip(outs, views))
@@ -158,7 +166,8 @@ class CompiledModel(Callable):
         graph = self.cache.import_graph(manifest)
         if os.environ.get("ONNXJIT_DEBUG"):
             _print_generated(self.cache.src, manifest["module"])
-        return graph, (manifest["args"], device.place_consts(consts), device, manifest.get("views") or [])
+        arenas = Arenas(manifest["arena"]) if manifest.get("arena") else None
+        return graph, (manifest["args"], device.place_consts(consts), device, manifest.get("views") or [], arenas)
 
     def warm(self, feeds: dict):
         """Compile (or load) and run once, so the next call is steady-state."""

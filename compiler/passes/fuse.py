@@ -6,18 +6,10 @@ is not a graph output, and has the group's output shape (the loop runs over
 it); groups are merged only when the graph of groups stays acyclic."""
 from __future__ import annotations
 
-import os
-
 from ..ir import Graph, Node
 from ..registry import BROADCAST, ELEMENTWISE, lookup
 
 FUSABLE = (ELEMENTWISE, BROADCAST)
-
-
-def fusion_enabled(options: dict | None = None) -> bool:
-    if options and "fusion" in options:
-        return bool(options["fusion"])
-    return os.environ.get("ONNXJIT_FUSION", "1") not in ("0", "off", "false")
 
 
 def _scalar_op(node, supports) -> bool:

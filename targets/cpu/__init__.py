@@ -10,6 +10,7 @@ from compiler.dtypes import is_held
 from . import (half, lower, lower_attention, lower_dynamic, lower_einsum, lower_index, lower_ml,  # noqa: F401 (lowerings register on import)
                lower_nn, lower_quant, lower_rnn, lower_signal, lower_text, lower_training, scalar)
 from . import lower_vision  # noqa: F401, E402 (after lower_nn: it wraps the MaxPool lowering)
+from . import memplan
 from .emitter import Emitter
 
 NAME = "cpu"
@@ -48,9 +49,13 @@ def build_program(graph, options: dict, lowerings: dict, em, supports, target: s
             name = em.copy_expr(name)     # never hand out a view of an input or constant
         seen.add(v)
         outs.append(name)
+    stats = None
+    if options.get("memory_plan", True) and em.MEMORY_PLAN:
+        em.lines, em.arena, stats = memplan.plan(em.lines, outs)
     try:
         text, libs = em.module(len(graph.inputs), outs)
     except NotImplementedError as e:
         raise LoweringError(str(e)) from None
     views = [v.dtype.name if is_held(v.dtype) else None for v in graph.outputs]   # outputs held as bits
-    return {"source": text, "libs": libs, "consts": em.consts, "views": views, "fused_graph": graph}
+    return {"source": text, "libs": libs, "consts": em.consts, "views": views, "fused_graph": graph,
+            "arena": em.arena, "memory": stats}

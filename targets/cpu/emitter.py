@@ -10,7 +10,7 @@ import numpy as np
 
 from compiler.dtypes import HELD_AS_BITS
 
-from . import source
+from . import memplan, source
 
 KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 NJIT = "@njit(cache=True, error_model='numpy')"
@@ -30,7 +30,8 @@ class Emitter:
     HEADER = ("import math", "import numpy as np", "from numba import njit, prange")
     GRAPH_DECORATOR = NJIT
     EMPTY = "np.empty"
-    threads = 1     # kernels may split work into this many parts (compile()'s threads=)
+    threads = 1             # kernels may split work into this many parts (compile()'s threads=)
+    MEMORY_PLAN = True      # its np.empty buffers may become views of one arena (targets/cpu/memplan.py)
 
     def __init__(self):
         self.lines: list[str] = []
@@ -41,6 +42,7 @@ class Emitter:
         self.libs: set[str] = set()
         self.aliases: set = set()              # values that may share memory with an input/const
         self.widened: dict = {}                # small-float value -> its float32 copy (targets/cpu/half.py)
+        self.arena = None                      # the arena it takes, if planned (targets/cpu/memplan.py)
         self._tmp = 0
 
     # values -------------------------------------------------------------
@@ -151,6 +153,7 @@ class Emitter:
             mods[mod] = src
             imports.append(f"from {mod} import kernel as {name}")
         args = [f"x{i}" for i in range(n_inputs)] + [f"c{i}" for i in range(len(self.consts))]
+        args += memplan.arguments(self.arena)
         graph = ["", ""] + ([self.GRAPH_DECORATOR] if self.jit_graph() else []) + [f"def graph({', '.join(args)}):"]
         graph += ["    " + line for line in self.lines]
         graph.append(f"    return ({', '.join(outputs)}{',' if len(outputs) == 1 else ''})")

@@ -96,9 +96,14 @@ def _transpose(node, em):
 
 @lower("Concat")
 def _concat(node, em):
-    ins = [em[v] for v in node.inputs if v is not None]
-    a = axis(attr(node, "axis"), len(node.outputs[0].shape))
-    em.define(node.outputs[0], f"np.concatenate(({', '.join(ins)},), axis={a})")
+    """Each input copied into its window of the output's buffer."""
+    out = node.outputs[0]
+    a = axis(attr(node, "axis"), len(out.shape))
+    res, off = em.alloc(out), 0
+    for v in node.inputs:
+        if v is not None and v.shape[a]:
+            em.emit(f"{res}[{'::, ' * a}{off}:{off + v.shape[a]}] = {em[v]}")
+            off += v.shape[a]
 
 
 def _slice_text(slices) -> str:
@@ -108,17 +113,20 @@ def _slice_text(slices) -> str:
     return ", ".join(parts)
 
 
+def _copy_slice(em, x, slices, out):
+    """`out` = x[slices], written into a buffer of its own (the memory planner may place it)."""
+    em.emit(f"{em.alloc(out)}[...] = {em[x]}[{_slice_text(slices)}]")
+
+
 @lower("Slice")
 def _slice(node, em):
-    text = _slice_text(shape_ops.python_slices(node))
-    em.define(node.outputs[0], f"{em[node.inputs[0]]}[{text}].copy()")
+    _copy_slice(em, node.inputs[0], shape_ops.python_slices(node), node.outputs[0])
 
 
 @lower("Split")
 def _split(node, em):
-    x = node.inputs[0]
     for v, sl in shape_ops.split_slices(node):
-        em.define(v, f"{em[x]}[{_slice_text(sl)}].copy()")
+        _copy_slice(em, node.inputs[0], sl, v)
 
 
 @lower("Expand")

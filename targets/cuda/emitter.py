@@ -16,6 +16,7 @@ class CudaEmitter(Emitter):
     HEADER = ("import math", "import numpy as np", "from numba import cuda")
     GRAPH_DECORATOR = None          # the graph function runs on the host
     EMPTY = "cuda.device_array"
+    MEMORY_PLAN = False     # device buffers are not planned (yet)
 
     def __init__(self):
         super().__init__()

@@ -1,0 +1,37 @@
+"""Scratch memory of one compiled specialisation: the arena its graph function
+carves its intermediate buffers from (targets/cpu/memplan.py plans it), passed
+as one array per element type it holds, all views of the same bytes.
+
+Allocated once and reused by every call; a call that finds it taken (another
+thread is inside the graph) gets one of its own, which is then kept for the
+next such overlap. No lock: list.pop and list.append are atomic."""
+from __future__ import annotations
+
+import numpy as np
+
+ALIGN = 64
+
+
+class Arenas:
+    """`layout`: {"bytes": size, "views": [type name, ...]} as the manifest has it."""
+
+    def __init__(self, layout: dict):
+        self.nbytes = layout["bytes"]
+        self.dtypes = [np.dtype(d) for d in layout["views"]]
+        self.free = [self.new()]
+
+    def new(self) -> tuple:
+        """The arena's views: one per type, over the same ALIGN-aligned bytes."""
+        raw = np.empty(self.nbytes + ALIGN, np.uint8)
+        skip = -raw.ctypes.data % ALIGN
+        raw = raw[skip:skip + self.nbytes]
+        return tuple(raw.view(d) for d in self.dtypes)
+
+    def take(self) -> tuple:
+        try:
+            return self.free.pop()
+        except IndexError:
+            return self.new()
+
+    def give(self, arena: tuple):
+        self.free.append(arena)
