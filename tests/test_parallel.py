@@ -23,10 +23,10 @@ def _sources(cache_dir) -> str:
 
 def _encoder_block():
     """MatMul + bias, erf GELU, Softmax, LayerNormalization, a batched attention MatMul."""
-    s, h, f = 128, 256, 512
+    s, h, f = 256, 512, 512
     inits = {"w1": RNG.standard_normal((h, f)).astype(np.float32) / 8, "b1": RNG.standard_normal(f).astype(np.float32),
              "w2": RNG.standard_normal((f, h)).astype(np.float32) / 16, "g": RNG.uniform(0.5, 2, h).astype(np.float32),
-             "beta": RNG.standard_normal(h).astype(np.float32), "shape": np.array([1, s, 8, 32], np.int64),
+             "beta": RNG.standard_normal(h).astype(np.float32), "shape": np.array([1, s, 8, 64], np.int64),
              "half": np.array(0.5, np.float32), "one": np.array(1.0, np.float32),
              "rsqrt2": np.array(2 ** -0.5, np.float32)}
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Add", ["m1", "b1"], ["a1"]),
@@ -41,7 +41,7 @@ def _encoder_block():
              helper.make_node("MatMul", ["q", "k"], ["scores"]),
              helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
              helper.make_node("MatMul", ["probs", "q"], ["ctx"])]
-    m = model(nodes, [("x", F, [1, s, h])], [("ctx", F, [1, 8, s, 32]), ("gelu", F, [1, s, f])], inits)
+    m = model(nodes, [("x", F, [1, s, h])], [("ctx", F, [1, 8, s, 64]), ("gelu", F, [1, s, f])], inits)
     return m, {"x": RNG.standard_normal((1, s, h)).astype(np.float32)}
 
 
@@ -76,7 +76,7 @@ def test_threaded_kernels_match_reference(build, threads, tmp_path):
     m, feeds = build()
     got = compile(m, cache_dir=str(tmp_path), threads=threads).run(feeds)
     for want, (name, g) in zip(reference(m, feeds), got.items()):
-        np.testing.assert_allclose(g, want, rtol=2e-4, atol=2e-5, err_msg=name)
+        np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4, err_msg=name)
     text = _sources(str(tmp_path))
     assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(")) == (threads == 2)
 

@@ -354,7 +354,7 @@ def split_parts(em, rows: int, work: int) -> int:
     return max(1, min(em.threads, rows))
 
 
-PARALLEL_GEMM_FLOPS = 1 << 21   # below this a GEMM runs on one thread: a 2-way split of 2 MFLOP saves ~0.1 ms
+PARALLEL_GEMM_FLOPS = 1 << 22   # multiply-adds: below this a GEMM runs on one thread (waking the other costs ~0.1 ms)
 PARALLEL_GEMM_ROWS = 16         # rows per thread, at least
 
 

@@ -64,7 +64,7 @@ def _conv(node, em):
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
-        parts = nn_kernels.wino_parts(_as5(out.shape), threads)
+        parts = nn_kernels.wino_parts(_as5(x.shape), _as5(out.shape), threads)
         fn, tail = ("conv_winograd_par", f", {parts}") if parts > 1 else ("conv_winograd", "")
         em.emit(f"{L}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
                 f"{res5}, {act}, {alpha}, {beta}{tail})")

@@ -167,9 +167,10 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 # 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
 # took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
 PAR_MIN_FLOPS = 1 << 24
-# GEMMs split by rows over threads from 4 MFLOP, at least 16 rows a thread: a 2-way split of
-# 32x288x3136 or 64x576x784 ran 1.3x faster (one single-thread BLAS call per thread).
-PAR_MIN_GEMM_FLOPS, PAR_MIN_GEMM_ROWS = 1 << 22, 16
+# GEMMs split by rows over threads from 16 MFLOP (~0.3 ms), at least 16 rows a thread: a 2-way
+# split of 32x288x3136 or 64x576x784 ran 1.3x faster alone, but waking the other thread costs
+# ~0.1 ms on this VM, so the many small GEMMs of se_cnn/mobilenet ran slower split.
+PAR_MIN_GEMM_FLOPS, PAR_MIN_GEMM_ROWS = 1 << 24, 16
 # Winograd (conv_winograd) where it pays, measured at 1 thread against the im2col GEMM. Per image
 # and block of tile rows, V and M (16 x (C + M) x tiles) take at most WINO_BLOCK elements (a whole
 # 56x56 image with 32 channels in and out). The transformed filters U are 16/9 the filters' size
@@ -862,8 +863,11 @@ def conv_winograd_par(x, u, b, out, pads_begin, res, act, alpha, beta, parts):
 
 
 @njit(cache=True, error_model="numpy")
-def wino_parts(out_shape, threads):
-    """Bands of tile rows for conv_winograd_par: at least WINO_PAR_MIN_ROWS tile rows a thread."""
+def wino_parts(x_shape, out_shape, threads):
+    """Bands of tile rows for conv_winograd_par: at least WINO_PAR_MIN_ROWS tile rows a thread,
+    and only for convs of PAR_MIN_GEMM_FLOPS or more (counted as direct 3x3 convs)."""
+    if 18 * x_shape[0] * x_shape[1] * out_shape[1] * out_shape[3] * out_shape[4] < PAR_MIN_GEMM_FLOPS:
+        return 1
     return max(1, min(threads, ((out_shape[3] + 1) // 2) // WINO_PAR_MIN_ROWS))
 
 
