@@ -78,7 +78,7 @@ def timed(name, cache_dir, threads, blas_threads, repeat, budget, block=BLOCK):
     ran 2x slower for onnxjit and 1.5x slower for onnxruntime, which one-for-one
     alternation would charge to every call."""
     import numba
-    import runtime  # noqa: F401 (its OpenMP wait policy, before Numba's pool starts)
+    import runtime  # noqa: F401 (its OpenMP spin setting, before Numba's pool starts)
     numba.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits

@@ -1,7 +1,7 @@
 """The onnxjit runtime: loads generated code from the cache and calls it.
 It imports neither compiler, targets nor onnx, so an AOT artifact runs with
 only this package, numpy and numba installed."""
-from . import threads  # noqa: F401 (first: its OpenMP wait policy must precede Numba's pool)
+from . import threads  # noqa: F401 (first: its OpenMP spin setting must precede Numba's pool)
 from .cache import Cache, default_dir, model_key
 from .executable import CompiledModel, InputError
 from .plan import PlanModel

@@ -4,7 +4,7 @@ one thread, so the two never fight over cores (a 2-thread OpenBLAS on the many
 small GEMMs of a CNN was measured several times slower than one thread here).
 
 Importing this module sets GOMP_SPINCOUNT=10000 unless the user set it or
-OMP_WAIT_POLICY: Numba's OpenMP workers then spin a few microseconds between
+OMP_WAIT_POLICY: Numba's OpenMP workers then spin briefly (tens of microseconds) between
 parallel loops and sleep after that. libgomp's own default spins up to ~300,000
 times, which on a 2-core machine with anything else running took the core the
 caller needed: bert_small at 2 threads ran 412 ms against onnxruntime's 30 ms.

@@ -10,7 +10,7 @@ from compiler.ops.common import attr
 from . import source
 from .kernels import nn as nn_kernels
 from .emitter import KERNEL_DIR as CPU_KERNEL_DIR
-from .lower import lower
+from .lower import gemm_parts, lower
 
 
 def _as5(shape):
@@ -64,7 +64,7 @@ def _conv(node, em):
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
-        parts = nn_kernels.wino_parts(_as5(x.shape), _as5(out.shape), threads)
+        parts = _wino_parts(x, out, em)
         fn, tail = ("conv_winograd_par", f", {parts}") if parts > 1 else ("conv_winograd", "")
         em.emit(f"{L}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
                 f"{res5}, {act}, {alpha}, {beta}{tail})")
@@ -79,15 +79,34 @@ def _conv(node, em):
         else:
             em.emit(f"{L}.conv_direct_serial({args})")
     else:
-        parts = _gemm_parts(x, w, out, group, threads)
+        parts = _conv_gemm_parts(x, w, out, group, em)
         em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm({args})")
 
 
-def _gemm_parts(x, w, out, group, threads):
-    """Output-channel bands for conv_gemm_par (group 1 only): nn.gemm_parts of the conv's GEMM."""
+# Conv GEMMs (conv_gemm_par) and Winograd (conv_winograd_par) split from 8M multiply-adds
+# (~0.3 ms): a 2-way split of 32x288x3136 or 64x576x784 ran 1.3x faster alone, but waking the
+# other thread costs ~0.1 ms on this VM, and the many small GEMMs of se_cnn/mobilenet ran
+# slower split. Winograd bands take at least WINO_PAR_MIN_ROWS tile rows each.
+CONV_PARALLEL_MACS = 1 << 23
+WINO_PAR_MIN_ROWS = 2
+
+
+def _conv_gemm_parts(x, w, out, group, em):
+    """Output-channel bands for conv_gemm_par (group 1 only): gemm_parts of the conv's GEMM."""
     if group != 1:
         return 1
-    return nn_kernels.gemm_parts(w.shape[0], int(np.prod(w.shape[1:])), int(np.prod(out.shape[2:])) * out.shape[0], threads)
+    return gemm_parts(em, w.shape[0], int(np.prod(w.shape[1:])), int(np.prod(out.shape[2:])) * out.shape[0],
+                      CONV_PARALLEL_MACS)
+
+
+def _wino_parts(x, out, em):
+    """Tile-row bands for conv_winograd_par, for convs of CONV_PARALLEL_MACS or more (counted as
+    direct 3x3 convs)."""
+    n, c = _as5(x.shape)[:2]
+    _, m, _, oh, ow = _as5(out.shape)
+    if 9 * n * c * m * oh * ow < CONV_PARALLEL_MACS:
+        return 1
+    return max(1, min(em.threads, ((oh + 1) // 2) // WINO_PAR_MIN_ROWS))
 
 
 def _winograd(node, geo):

@@ -167,10 +167,6 @@ ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_S
 # 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
 # took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
 PAR_MIN_FLOPS = 1 << 24
-# GEMMs split by rows over threads from 16 MFLOP (~0.3 ms), at least 16 rows a thread: a 2-way
-# split of 32x288x3136 or 64x576x784 ran 1.3x faster alone, but waking the other thread costs
-# ~0.1 ms on this VM, so the many small GEMMs of se_cnn/mobilenet ran slower split.
-PAR_MIN_GEMM_FLOPS, PAR_MIN_GEMM_ROWS = 1 << 24, 16
 # Winograd (conv_winograd) where it pays, measured at 1 thread against the im2col GEMM. Per image
 # and block of tile rows, V and M (16 x (C + M) x tiles) take at most WINO_BLOCK elements (a whole
 # 56x56 image with 32 channels in and out). The transformed filters U are 16/9 the filters' size
@@ -180,7 +176,6 @@ PAR_MIN_GEMM_FLOPS, PAR_MIN_GEMM_ROWS = 1 << 24, 16
 # saving. Below 8 channels the transforms outweigh the GEMM.
 WINO_BLOCK = 1 << 20
 WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 8, 32, 64
-WINO_PAR_MIN_ROWS = 2   # tile rows a thread, at least, when conv_winograd splits an image
 
 
 @njit(cache=True, error_model="numpy")
@@ -270,15 +265,6 @@ def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
             _epilogue(out2[m], b[m0 + m], res2[m], act, alpha, beta)
         else:
             _epilogue(out2[m], b[m0 + m], out2[m, :0], act, alpha, beta)
-
-
-@njit(cache=True, error_model="numpy")
-def gemm_parts(m, k, n, threads):
-    """Row bands, one per thread, for an (m, k) x (k, n) GEMM: 1 (serial) below PAR_MIN_GEMM_FLOPS
-    or under PAR_MIN_GEMM_ROWS rows a thread."""
-    if threads < 2 or 2 * m * k * n < PAR_MIN_GEMM_FLOPS:
-        return 1
-    return max(1, min(threads, m // PAR_MIN_GEMM_ROWS))
 
 
 @njit(cache=True, error_model="numpy")
@@ -852,7 +838,7 @@ def conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta, block=WINO_BL
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_winograd_par(x, u, b, out, pads_begin, res, act, alpha, beta, parts):
     """conv_winograd with each image's tile rows in `parts` bands, one per thread (the lowering
-    calls it where wino_parts says so), then the epilogue by planes."""
+    calls it where lower_nn._wino_parts says so), then the epilogue by planes."""
     TH, rows, xp = _wino_setup(x, out, parts, WINO_BLOCK)
     for n in range(x.shape[0]):
         _pad_image(x, n, 0, x.shape[1], (0, pads_begin[1], pads_begin[2]), xp)
@@ -860,15 +846,6 @@ def conv_winograd_par(x, u, b, out, pads_begin, res, act, alpha, beta, parts):
             _wino_tiles(xp, u, out, n, p * TH // parts, (p + 1) * TH // parts, rows)
         for m in prange(out.shape[1]):
             _plane_epilogue(out, n, m, b, res, act, alpha, beta)
-
-
-@njit(cache=True, error_model="numpy")
-def wino_parts(x_shape, out_shape, threads):
-    """Bands of tile rows for conv_winograd_par: at least WINO_PAR_MIN_ROWS tile rows a thread,
-    and only for convs of PAR_MIN_GEMM_FLOPS or more (counted as direct 3x3 convs)."""
-    if 18 * x_shape[0] * x_shape[1] * out_shape[1] * out_shape[3] * out_shape[4] < PAR_MIN_GEMM_FLOPS:
-        return 1
-    return max(1, min(threads, ((out_shape[3] + 1) // 2) // WINO_PAR_MIN_ROWS))
 
 
 @njit(cache=True, error_model="numpy")
@@ -1029,7 +1006,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
 def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, parts):
     """conv_gemm with the output channels in `parts` bands, one per thread, each a conv_gemm of
     its own (group 1; each band builds its own im2col, in parallel). The lowering calls it
-    where gemm_parts says the GEMM is worth splitting, so serial models never compile it."""
+    where lower_nn._conv_gemm_parts says the GEMM is worth splitting, so serial models never compile it."""
     N, M, D, H, W = out.shape
     for n in range(N):
         for p in prange(parts):

@@ -239,7 +239,8 @@ def softmax_rows_par(x, out, kind, parts):
     """softmax_rows on `parts` bands of rows, one per thread: the same arithmetic per row."""
     rows = x.shape[0]
     for p in prange(parts):
-        softmax_rows(x[p * rows // parts:(p + 1) * rows // parts], out[p * rows // parts:(p + 1) * rows // parts], kind)
+        lo, hi = p * rows // parts, (p + 1) * rows // parts
+        softmax_rows(x[lo:hi], out[lo:hi], kind)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
