@@ -1,15 +1,17 @@
-"""Matrix products. Float work goes to BLAS through np.dot (scipy provides it to Numba)."""
+"""Matrix products. Float work goes to BLAS through blas.dot (MKL or scipy's OpenBLAS)."""
 import numpy as np
 from numba import njit, prange
+
+from .blas import dot
 
 
 @njit(cache=True, error_model="numpy")
 def gemm(a, b, out):
-    """out = a @ b (matrix or vector b) in the BLAS Numba links, scipy's, which the runtime
-    keeps to one thread. Called from a graph that runs as plain Python too, where a bare
-    np.dot would be numpy's own BLAS and its own thread pool (on a loaded 2-core machine
-    that pool turned a 0.7 ms GEMM into 16 ms)."""
-    np.dot(a, b, out)
+    """out = a @ b (matrix or vector a or b) in the single-threaded BLAS of runtime/blas.py.
+    Called from a graph that runs as plain Python too, where a bare np.dot would be numpy's
+    own BLAS and its own thread pool (on a loaded 2-core machine that pool turned a 0.7 ms
+    GEMM into 16 ms)."""
+    dot(a, b, out)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -17,21 +19,21 @@ def gemm_rows(a, b, out, parts):
     """gemm split into `parts` bands of rows, one single-thread BLAS call per thread."""
     m = a.shape[0]
     for p in prange(parts):
-        np.dot(a[p * m // parts:(p + 1) * m // parts], b, out[p * m // parts:(p + 1) * m // parts])
+        dot(a[p * m // parts:(p + 1) * m // parts], b, out[p * m // parts:(p + 1) * m // parts])
 
 
 @njit(cache=True, error_model="numpy")
 def matmul_batched(a, b, out, a_index, b_index):
     """out[i] = a[a_index[i]] @ b[b_index[i]] on (batch, m, k) x (batch, k, n) views."""
     for i in range(out.shape[0]):
-        np.dot(a[a_index[i]], b[b_index[i]], out[i])
+        dot(a[a_index[i]], b[b_index[i]], out[i])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def matmul_batched_par(a, b, out, a_index, b_index):
     """matmul_batched with the batch spread over the threads."""
     for i in prange(out.shape[0]):
-        np.dot(a[a_index[i]], b[b_index[i]], out[i])
+        dot(a[a_index[i]], b[b_index[i]], out[i])
 
 
 @njit(cache=True, error_model="numpy")

@@ -10,7 +10,7 @@ Conventions shared by every kernel here:
 * All arrays must be C-contiguous; float inputs are float32 or float64 and ``out``
   has the same dtype as ``x``.  Kernels write into the caller's preallocated
   ``out`` (already sized, e.g. via ``compiler/spatial.py``) and return nothing.
-* GEMMs go through ``np.dot`` (BLAS via scipy) in the array dtype; reductions
+* GEMMs go through ``blas.gemm`` (MKL or scipy's OpenBLAS) in the array dtype; reductions
   (pool sums, norms) are done in float64 and stored in the array dtype.
 * Hot inner loops index 1-D slice views with a ``range(n)`` counter starting at 0:
   Numba then knows the index is non-negative, skips the negative-index wraparound
@@ -20,6 +20,7 @@ Conventions shared by every kernel here:
 import numpy as np
 from numba import njit, prange
 
+from .blas import gemm
 from .fastmath import sigmoid32, sum64
 
 __all__ = [
@@ -250,7 +251,7 @@ def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
     """tmp = a @ col (BLAS), then rows of out2 = act(tmp (cropped to OW of every Wp) + b [+ res2]).
 
     tmp may be out2 itself when Wp == OW (no cropping)."""
-    np.dot(a, col, tmp)
+    gemm(a, col, tmp)
     rows = out2.shape[0]
     if Wp != OW:
         n_r = out2.shape[1] // OW
@@ -809,7 +810,7 @@ def _wino_tiles(xp, u, out, n, t0, t1, rows):
         mb = mt[:16 * M * T].reshape(16, M, T)
         _wino_input(xp[:, 0], vb, th0, th1, e)
         for k in range(16):
-            np.dot(u[k], vb[k], mb[k])
+            gemm(u[k], vb[k], mb[k])
         _wino_output(mb, out, n, th0, th1, z)
 
 
@@ -1079,7 +1080,7 @@ def conv_transpose(x, w, b, out, strides, pads_begin, dilations, group):
     for g in range(group):
         wt = np.ascontiguousarray(w2[g * cg:(g + 1) * cg].T)  # (mg*kk, cg)
         for n in range(N):
-            np.dot(wt, x3[n, g * cg:(g + 1) * cg], col)
+            gemm(wt, x3[n, g * cg:(g + 1) * cg], col)
             _fold_add(col, out, n, g * mg, mg, (kD, kH, kW), strides, pads_begin,
                       dilations, (D, H, W))
 

@@ -20,6 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .blas import gemm
 from .fastmath import sigmoid32, tanh32
 
 SIGMOID, TANH, RELU, AFFINE, LEAKY_RELU, THRESHOLDED_RELU = 0, 1, 2, 3, 4, 5
@@ -86,7 +87,9 @@ def _dims(x, layout):
 def _project(x, w, d):
     """X @ W[d]^T for all time steps: one row per (time, batch) in X's memory order."""
     x2 = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], x.shape[2])
-    return np.dot(x2, w[d].T)
+    out = np.empty((x2.shape[0], w.shape[1]), x.dtype)
+    gemm(x2, w[d].T, out)
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -147,7 +150,7 @@ def rnn(x, w, r, bias, seq_lens, h0, y, yh, layout, direction, codes, alphas, be
         h = _load_state(h0, d, batch, layout)
         hr = np.empty((batch, hs), x.dtype)
         for s in range(seq):
-            np.dot(h, r[d].T, hr)
+            gemm(h, r[d].T, hr)
             for b in range(batch):
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
@@ -178,9 +181,9 @@ def gru(x, w, r, bias, seq_lens, h0, y, yh, layout, direction, codes, alphas, be
         rh = np.zeros((batch, hs), x.dtype)      # r * H (the input of the second GEMM)
         hh = np.empty((batch, hs), x.dtype)      # (r * H) Rh^T, or H Rh^T with linear_before_reset
         for s in range(seq):
-            np.dot(h, r_zr, zr)
+            gemm(h, r_zr, zr)
             if linear_before_reset:
-                np.dot(h, r_h, hh)
+                gemm(h, r_h, hh)
             for b in range(batch):
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
@@ -191,7 +194,7 @@ def gru(x, w, r, bias, seq_lens, h0, y, yh, layout, direction, codes, alphas, be
                 for j in range(hs):
                     rh[b, j] = g[hs + j] * hb[j]
             if not linear_before_reset:
-                np.dot(rh, r_h, hh)
+                gemm(rh, r_h, hh)
             for b in range(batch):
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
@@ -256,7 +259,7 @@ def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes
         c = _load_state(c0, d, batch, layout)
         g = np.empty((batch, 4 * hs), x.dtype)
         for s in range(seq):
-            np.dot(h, r[d].T, g)
+            gemm(h, r[d].T, g)
             for b in range(batch):
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:

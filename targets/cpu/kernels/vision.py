@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .blas import gemm
+
 _JIT = dict(cache=True, error_model="numpy")
 NEAREST, LINEAR, CUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION = 0, 1, 2
@@ -244,7 +246,7 @@ def deform_conv(x, w, offset, mask, bias, out, strides, pads, dil, group, offset
             wg = w[gi * ocg:(gi + 1) * ocg].reshape(ocg, icg * kh * kw)
             cg = col[gi * icg:(gi + 1) * icg].reshape(icg * kh * kw, oh * ow)
             og = out[n, gi * ocg:(gi + 1) * ocg].reshape(ocg, oh * ow)
-            np.dot(wg, cg, og)
+            gemm(wg, cg, og)
             for o in range(ocg):
                 og[o] += bias[gi * ocg + o]
 

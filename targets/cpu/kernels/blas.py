@@ -1,0 +1,94 @@
+"""out = a @ b for the kernel libraries, through the GEMM runtime/blas.py binds (MKL where
+installed, else scipy's OpenBLAS), called by symbol name so compiled code caches.
+
+Rows or columns of a and b may be strided (BLAS leading dimensions, transposed views
+such as w.T pass as they are); out's rows may be strided. The kernels never pass an
+operand strided along both dims; gemm refuses one with a ValueError."""
+import numpy as np
+from numba import njit, types
+
+import runtime.blas  # noqa: F401 (binds the symbols below before any kernel links)
+
+_I = types.intp          # each Fortran argument is a pointer
+_GEMM_SIG = types.void(_I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I)
+_sgemm = types.ExternalFunction("onnxjit_sgemm", _GEMM_SIG)
+_dgemm = types.ExternalFunction("onnxjit_dgemm", _GEMM_SIG)
+_N, _T = 78, 84          # ord("N"), ord("T")
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _operand(x, rows, cols):
+    """(trans code, leading dimension) of x (rows x cols, row-major view wanted) as a
+    column-major BLAS operand of its transpose; trans 0: x fits neither layout."""
+    s0, s1, isz = x.strides[0], x.strides[1], x.itemsize
+    if cols == 1 or s1 == isz:
+        return _N, max(s0 // isz if rows > 1 else cols, cols, 1)
+    if rows == 1 or s0 == isz:
+        return _T, max(s1 // isz if cols > 1 else rows, rows, 1)
+    return 0, 0
+
+
+# alpha = 1, beta = 0 as the BLAS reads them (Numba embeds global arrays as constants).
+_SCALARS32 = np.array([1.0, 0.0], np.float32)
+_SCALARS64 = np.array([1.0, 0.0], np.float64)
+
+
+@njit(cache=True, error_model="numpy")
+def _blas(double, ta, tb, M, N, K, a, lda, b, ldb, c, ldc):
+    """The BLAS call on addresses: one compiled copy serves every dtype and layout."""
+    # Row-major C = A B is column-major C^T = B^T A^T: b goes first.
+    p = np.empty(8, np.int32)
+    p[0] = tb
+    p[1] = ta
+    p[2] = N
+    p[3] = M
+    p[4] = K
+    p[5] = ldb
+    p[6] = lda
+    p[7] = ldc
+    d = p.ctypes.data
+    if double:
+        e = _SCALARS64.ctypes.data
+        _dgemm(d, d + 4, d + 8, d + 12, d + 16, e, b, d + 20, a, d + 24, e + 8, c, d + 28)
+    else:
+        e = _SCALARS32.ctypes.data
+        _sgemm(d, d + 4, d + 8, d + 12, d + 16, e, b, d + 20, a, d + 24, e + 4, c, d + 28)
+    # p is used after the call: Numba frees an array after its last use, and the BLAS
+    # reads it through addresses Numba cannot see.
+    return p[7]
+
+
+@njit(cache=True, error_model="numpy")
+def gemm(a, b, out):
+    """out (M, N) = a (M, K) @ b (K, N), float32 or float64 (as np.dot: all three one dtype)."""
+    M, K = a.shape
+    N = b.shape[1]
+    if b.shape[0] != K or out.shape[0] != M or out.shape[1] != N:
+        raise ValueError("gemm: shapes do not match")
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        for i in range(M):
+            for j in range(N):
+                out[i, j] = 0
+        return
+    ta, lda = _operand(a, M, K)
+    tb, ldb = _operand(b, K, N)
+    isz = out.itemsize
+    if ta == 0 or tb == 0 or (N > 1 and out.strides[1] != isz):
+        raise ValueError("gemm: an operand is strided along both dims (no BLAS layout)")
+    ldc = max(out.strides[0] // isz if M > 1 else N, N, 1)
+    _blas(isz == 8, ta, tb, M, N, K, a.ctypes.data, lda, b.ctypes.data, ldb, out.ctypes.data, ldc)
+
+
+@njit(cache=True, error_model="numpy")
+def dot(a, b, out):
+    """np.dot(a, b, out) for 1- or 2-D a and b: a vector a is one row, a vector b one column."""
+    if a.ndim == 1 and b.ndim == 1:
+        gemm(a[None, :], b[:, None], out.reshape((1, 1)))
+    elif a.ndim == 1:
+        gemm(a[None, :], b, out[None, :])
+    elif b.ndim == 1:
+        gemm(a, b[:, None], out[:, None])
+    else:
+        gemm(a, b, out)

@@ -1,0 +1,79 @@
+"""The kernels' GEMM (targets/cpu/kernels/blas.py) against numpy in float64, on every layout
+the kernels pass (row-major, transposed, strided rows, vectors), with each binding of
+runtime/blas.py: MKL where the package is installed, and scipy's OpenBLAS."""
+import importlib.metadata
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import runtime.blas
+from targets.cpu.kernels import blas
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _layouts(x):
+    """x as row-major, column-major, and with padded (strided) rows."""
+    return [x, np.asfortranarray(x), np.pad(x, ((0, 0), (0, 3)))[:, :x.shape[1]]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mkn", [(3, 4, 5), (1, 7, 9), (9, 7, 1), (1, 1, 1), (5, 1, 6), (64, 33, 17), (0, 3, 4), (3, 0, 4)])
+def test_gemm_layouts(dtype, mkn):
+    m, k, n = mkn
+    rng = np.random.default_rng(0)
+    a0, b0 = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    for a in _layouts(a0):
+        for b in _layouts(b0):
+            base = np.full((m, n + 2), 7, dtype)                 # out with strided rows, stale values
+            blas.gemm(a, b, base[:, :n])
+            np.testing.assert_allclose(base[:, :n], a0.astype(np.float64) @ b0, rtol=1e-5, atol=1e-5)
+            assert (base[:, n:] == 7).all()                      # the row padding is not written
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dot_vectors(dtype):
+    rng = np.random.default_rng(1)
+    v, w, u = (rng.standard_normal(s).astype(dtype) for s in ((7,), (7, 5), (5, 7)))
+    o = np.empty(5, dtype)
+    blas.dot(v, w, o)
+    np.testing.assert_allclose(o, v.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+    blas.dot(u, v, o)
+    np.testing.assert_allclose(o, u.astype(np.float64) @ v, rtol=1e-5, atol=1e-5)
+    blas.dot(w.T, v, o)                                         # a transposed matrix
+    np.testing.assert_allclose(o, w.T.astype(np.float64) @ v, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="shapes"):
+        blas.dot(w.T, v, np.empty(7, dtype))
+
+
+def test_refuses_doubly_strided():
+    a = np.ones((6, 10), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="strided"):
+        blas.gemm(a, np.ones((5, 3), np.float32), np.empty((6, 3), np.float32))
+
+
+def test_mkl_bound_where_installed():
+    """With the mkl package installed, the kernels call MKL: a failed binding must not fall
+    back to OpenBLAS unnoticed."""
+    try:
+        importlib.metadata.distribution("mkl")
+    except importlib.metadata.PackageNotFoundError:
+        assert runtime.blas.name == "openblas"
+        return
+    want = os.environ.get("ONNXJIT_BLAS", "auto")
+    assert runtime.blas.name == ("openblas" if want == "openblas" else "mkl")
+
+
+def test_openblas_binding():
+    """ONNXJIT_BLAS=openblas binds scipy's OpenBLAS, in a process of its own."""
+    code = ("import numpy as np, runtime.blas as rb; from targets.cpu.kernels import blas\n"
+            "a = np.arange(12, dtype=np.float32).reshape(3, 4); b = np.ones((4, 2), np.float32)\n"
+            "o = np.empty((3, 2), np.float32); blas.gemm(a, b.T.copy().T, o)\n"
+            "assert rb.name == 'openblas', rb.name\n"
+            "assert (o == a.sum(1, keepdims=True)).all(), o\nprint('ok')")
+    env = dict(os.environ, ONNXJIT_BLAS="openblas", PYTHONPATH=ROOT)
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
