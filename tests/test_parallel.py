@@ -1,4 +1,4 @@
-"""compile(threads=2) splits large work over Numba threads: GEMMs by rows,
+"""compile(threads=2) splits large work over Numba threads: GEMMs by rows (one row by columns),
 batched MatMuls by batch, Softmax/LayerNormalization by rows, fused elementwise
 loops by their first loop, convolutions by output channels or tile rows. Each model here is large enough to take those paths;
 the results must match onnx.reference, and threads=1 must stay serial."""
@@ -70,7 +70,19 @@ def _cnn():
     return m, {"x": RNG.standard_normal((1, c, hw, hw)).astype(np.float32)}
 
 
-@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain, _cnn])
+def _mlp_row():
+    """Batch-1 Gemm layers: a row times a 784x512 and a 512x512 matrix (split by columns
+    on 2 threads), then a 512x10 one (serial)."""
+    w = lambda *s: (RNG.standard_normal(s) / np.sqrt(s[-1])).astype(np.float32)   # noqa: E731
+    inits = {"w1": w(512, 784), "b1": w(512), "w2": w(512, 512), "b2": w(512), "w3": w(10, 512), "b3": w(10)}
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], transB=1), helper.make_node("Relu", ["h1"], ["r1"]),
+             helper.make_node("Gemm", ["r1", "w2", "b2"], ["h2"], transB=1), helper.make_node("Relu", ["h2"], ["r2"]),
+             helper.make_node("Gemm", ["r2", "w3", "b3"], ["y"], transB=1)]
+    m = model(nodes, [("x", F, [1, 784])], [("y", F, [1, 10]), ("r1", F, [1, 512])], inits)
+    return m, {"x": RNG.standard_normal((1, 784)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain, _cnn, _mlp_row])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threaded_kernels_match_reference(build, threads, tmp_path):
     m, feeds = build()
@@ -78,7 +90,7 @@ def test_threaded_kernels_match_reference(build, threads, tmp_path):
     for want, (name, g) in zip(reference(m, feeds), got.items()):
         np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4, err_msg=name)
     text = _sources(str(tmp_path))
-    assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(")) == (threads == 2)
+    assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(", "gemm_cols(")) == (threads == 2)
 
 
 def test_encoder_block_takes_every_split_path(tmp_path):
@@ -87,6 +99,13 @@ def test_encoder_block_takes_every_split_path(tmp_path):
     text = _sources(str(tmp_path))
     for call in ("gemm_rows(", "layernorm_rows_par(", "softmax_rows_par(", "matmul_batched_par("):
         assert call in text, call
+
+
+def test_mlp_row_splits_by_columns(tmp_path):
+    m, feeds = _mlp_row()
+    compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
+    text = _sources(str(tmp_path))
+    assert text.count("gemm_cols(") == 2 and "gemm_rows(" not in text
 
 
 def test_cnn_takes_the_split_conv_paths(tmp_path):

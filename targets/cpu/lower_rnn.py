@@ -76,4 +76,7 @@ def _recurrent(node, em):
         args.append(source.num(bool(attr(node, "linear_before_reset", 0))))
     if node.op == "LSTM":
         args.append(source.num(bool(attr(node, "input_forget", 0))))
+        # R^T for the default cell's per-step product, once here when R is a constant.
+        args.append(em.const(np.ascontiguousarray(np.swapaxes(r.const, 1, 2), x.dtype)) if r.is_const
+                    else f"np.empty((0, 0, 0), {dt})")
     em.emit(f"{em.lib('rnn')}.{KERNELS[node.op]}({', '.join(args)})")

@@ -22,6 +22,16 @@ def gemm_rows(a, b, out, parts):
         dot(a[p * m // parts:(p + 1) * m // parts], b, out[p * m // parts:(p + 1) * m // parts])
 
 
+@njit(cache=True, error_model="numpy", parallel=True)
+def gemm_cols(a, b, out, parts):
+    """gemm of one row (a vector a) with b's columns split into `parts` bands, one per
+    thread: each thread reads only its share of b, and on every call the same share, so a
+    weight matrix too big for one core's L2 stays in the L2s of all of them."""
+    n = b.shape[1]
+    for p in prange(parts):
+        dot(a, b[:, p * n // parts:(p + 1) * n // parts], out[p * n // parts:(p + 1) * n // parts])
+
+
 @njit(cache=True, error_model="numpy")
 def matmul_batched(a, b, out, a_index, b_index):
     """out[i] = a[a_index[i]] @ b[b_index[i]] on (batch, m, k) x (batch, k, n) views."""

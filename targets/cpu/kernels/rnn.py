@@ -228,12 +228,18 @@ def _is_plain(codes, clip, p, input_forget):
 
 
 @njit(cache=True, error_model="numpy")
-def _plain_cell32(g, xr, bsum, c, h, hs):
-    """One batch row of a default float32 LSTM cell: gates i, o, f, c in g (h @ R^T), inputs
-    xr (x @ W^T), states c, h updated in place. Branch-free loops: the generic path's
-    float64 libm calls per gate value took ~3x as long on the bench LSTM."""
+def _plain_cell32(g, xr, bsum, rt, c, h, hs):
+    """One batch row of a default float32 LSTM cell: gates i, o, f, c in g = xr (x @ W^T) +
+    bsum + h @ R^T, with R^T as rt (hs, 4 hs) so each step is rows of axpys that vectorise
+    (a BLAS call per step of the bench LSTM's 1x128x512 took longer than its arithmetic);
+    states c, h updated in place. Branch-free loops: the generic path's float64 libm calls
+    per gate value took ~3x as long on the bench LSTM."""
     for j in range(4 * hs):
-        g[j] += xr[j] + bsum[j]
+        g[j] = xr[j] + bsum[j]
+    for k in range(hs):
+        hk, row = h[k], rt[k]
+        for j in range(4 * hs):
+            g[j] += hk * row[j]
     gi, go, gf, gc = g[:hs], g[hs:2 * hs], g[2 * hs:3 * hs], g[3 * hs:]
     for j in range(hs):
         cn = sigmoid32(gf[j]) * c[j] + sigmoid32(gi[j]) * tanh32(gc[j])
@@ -243,9 +249,10 @@ def _plain_cell32(g, xr, bsum, c, h, hs):
 
 @njit(cache=True, error_model="numpy")
 def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes, alphas, betas,
-         clip, input_forget):
+         clip, input_forget, rt):
     """Gates i, o, f, c with peepholes p (i, o, f): Ct = f Ct-1 + i g(c~), Ht = o h(Ct);
-    input_forget couples the forget gate to 1 - i."""
+    input_forget couples the forget gate to 1 - i. rt: R transposed per direction (dirs, hs,
+    4 hs) when R is a constant, else a zero-size array (the default cell then transposes)."""
     seq, batch = _dims(x, layout)
     hs = r.shape[2]
     y[...] = 0
@@ -258,15 +265,19 @@ def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes
         h = _load_state(h0, d, batch, layout)
         c = _load_state(c0, d, batch, layout)
         g = np.empty((batch, 4 * hs), x.dtype)
+        rtd = np.empty((0, 0), x.dtype)
+        if plain:
+            rtd = rt[d] if rt.shape[0] > 0 else np.ascontiguousarray(r[d].T)
         for s in range(seq):
-            gemm(h, r[d].T, g)
+            if not plain:
+                gemm(h, r[d].T, g)
             for b in range(batch):
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
                     continue
                 xr, gb, hb, cb = xw[_row(t, b, seq, batch, layout)], g[b], h[b], c[b]
                 if plain:
-                    _plain_cell32(gb, xr, bsum, cb, hb, hs)
+                    _plain_cell32(gb, xr, bsum, rtd, cb, hb, hs)
                     _store_y(y, hb, t, d, b, layout)
                     continue
                 for j in range(4 * hs):
