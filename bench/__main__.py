@@ -7,7 +7,7 @@ Per model: a cold compile in a fresh process with an empty cache dir (and the
 outputs checked against onnxruntime), a warm load from that cache in another
 new process, then for each thread count a process of its own (BLAS and Numba
 pools are sized when they load) that times the two interleaved in blocks: per
-round, one untimed call then --block timed calls of each engine. A model
+round, a --gap pause, one untimed call then --block timed calls of each engine. A model
 onnxjit cannot compile is reported, not fatal.
 Writes <out>/<date>-<host>[-<tag>].json and .md."""
 import argparse
@@ -59,7 +59,7 @@ def first_error(lines):
     return (lines[-1] if lines else "worker failed")[:300]
 
 
-def bench_model(name, threads, blas, repeat, budget, block):
+def bench_model(name, threads, blas, repeat, budget, block, gap):
     cache = tempfile.mkdtemp(prefix="onnxjit-bench-")
     try:
         print(f"{name}: cold compile ...", flush=True)
@@ -70,7 +70,7 @@ def bench_model(name, threads, blas, repeat, budget, block):
         row["timings"] = []
         for t in threads:
             b = blas or t
-            r = step(["time", name, cache, t, b, repeat, budget, block], threads=t, blas_threads=b)
+            r = step(["time", name, cache, t, b, repeat, budget, block, gap], threads=t, blas_threads=b)
             print(f"  {t} thread(s): {r}", flush=True)
             row["timings"].append(dict(r, threads=t))
         return row
@@ -102,7 +102,7 @@ def markdown(result):
     out = [f"# onnxjit vs onnxruntime, {result['date']} on {env['host']}",
            "", f"{env['cores']} cores, load {fmt(env['load'], '.1f')} at start; numba {env['numba']}, "
            f"onnxruntime {env['onnxruntime']}, commit {env['commit']}; BLAS threads {result['blas_threads']}; median of up to {result['repeat']} timed calls, "
-           f"interleaved in blocks of {result.get('block', 1)} after one untimed call per engine and block. Cold compile: compile() + first call, empty cache, new process; warm load: the same from the "
+           f"interleaved in blocks of {result.get('block', 1)} after a {result.get('gap_s', 0) * 1e3:.0f} ms pause and one untimed call per engine and block. Cold compile: compile() + first call, empty cache, new process; warm load: the same from the "
            "disk cache in another new process (imports not counted). Ratio < 1: onnxjit is faster.",
            "", "| model | threads | onnxjit ms | ort ms | ratio | cold compile s | warm load s | max abs err | max rel err | check |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -134,16 +134,19 @@ def main():
     ap.add_argument("--repeat", type=int, default=50, help="timed calls per engine, model and thread count")
     ap.add_argument("--block", type=int, default=3,
                     help="timed calls per engine in a row, after one untimed call (1: the old one-for-one alternation, still with the untimed call)")
+    ap.add_argument("--gap", type=float, default=0.05,
+                    help="seconds each engine waits before its block (the other's spinning threads go idle)")
     ap.add_argument("--budget", type=float, default=60.0, help="stop a timing loop after this many seconds (>= 5 rounds)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--tag", default="", help="suffix of the result file names (a variant run on the same day)")
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "repeat": a.repeat, "block": a.block,
+              "gap_s": a.gap,
               "blas_threads": a.blas_threads or "same as threads",
               "env": environment(), "models": []}
     for name in a.models.split(","):
-        result["models"].append(bench_model(name, threads, a.blas_threads, a.repeat, a.budget, a.block))
+        result["models"].append(bench_model(name, threads, a.blas_threads, a.repeat, a.budget, a.block, a.gap))
     ratios = {t: [x["ratio"] for r in result["models"] for x in r.get("timings", [])
                   if x["threads"] == t and "ratio" in x] for t in threads}
     result["geomean"] = {str(t): geomean(v) for t, v in ratios.items()}

@@ -1,7 +1,7 @@
 """One benchmark step in its own process, so that each one starts cold and each
 thread count gets BLAS and Numba pools sized before they load.
 
-    python -m bench.worker cold|warm|time MODEL CACHE_DIR [THREADS BLAS_THREADS REPEAT BUDGET_S [BLOCK]]
+    python -m bench.worker cold|warm|time MODEL CACHE_DIR [THREADS BLAS_THREADS REPEAT BUDGET_S [BLOCK [GAP_S]]]
 
 Prints one JSON object on its last stdout line; the parent (bench/__main__.py)
 sets the thread environment variables before starting it."""
@@ -15,6 +15,7 @@ import numpy as np
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 RTOL, ATOL = 1e-3, 1e-4
 BLOCK = 3   # timed calls per engine per round (see timed)
+GAP = 0.05  # seconds each engine waits before its block, for the other's threads to go idle
 
 
 def model_path(name):
@@ -70,13 +71,16 @@ def warm(name, cache_dir):
     return load(name, cache_dir)[3]
 
 
-def timed(name, cache_dir, threads, blas_threads, repeat, budget, block=BLOCK):
-    """Interleaved in blocks: per round, each engine makes one untimed call and then
-    `block` timed ones, the engine going first alternating. The untimed call absorbs
-    the switch: both engines' idle worker threads spin for a while after a call
-    returns (onnxruntime's by design), and on 2 cores the first call after a switch
-    ran 2x slower for onnxjit and 1.5x slower for onnxruntime, which one-for-one
-    alternation would charge to every call."""
+def timed(name, cache_dir, threads, blas_threads, repeat, budget, block=BLOCK, gap=GAP):
+    """Interleaved in blocks: per round, each engine waits `gap` seconds, makes one
+    untimed call and then `block` timed ones, the engine going first alternating. The
+    gap and the untimed call absorb the switch: both engines' idle worker threads spin
+    for a while after a call returns. onnxruntime's spin for tens of milliseconds, and
+    on 2 cores they took the core our second thread needed: bert_small at 2 threads ran
+    10.8 ms right after onnxruntime's calls, 7.8 ms 10 ms later, 4.1 ms 50 ms later, as
+    alone (4.0 ms, and with onnxruntime's spinning turned off). Our own spin for about
+    0.1 ms (runtime/threads.py). Without the untimed call, the first call after a
+    switch ran 2x slower for onnxjit and 1.5x slower for onnxruntime."""
     import numba
     import runtime  # noqa: F401 (its OpenMP spin setting, before Numba's pool starts)
     numba.set_num_threads(threads)
@@ -93,6 +97,7 @@ def timed(name, cache_dir, threads, blas_threads, repeat, budget, block=BLOCK):
     times, start = ([], []), time.perf_counter()
     for r in range(-(-repeat // block)):
         for i in (0, 1) if r % 2 == 0 else (1, 0):
+            time.sleep(gap)
             calls[i]()
             for _ in range(block):
                 t0 = time.perf_counter()
@@ -102,14 +107,15 @@ def timed(name, cache_dir, threads, blas_threads, repeat, budget, block=BLOCK):
             break
     ours, theirs = (float(np.median(ts)) * 1e3 for ts in times)
     return {"threads": threads, "numba_threads": numba.get_num_threads(), "blas_threads": blas_threads,
-            "rounds": r + 1, "block": block, "calls": len(times[0]),
+            "rounds": r + 1, "block": block, "gap_s": gap, "calls": len(times[0]),
             "onnxjit_ms": ours, "ort_ms": theirs, "ratio": ours / theirs, "built": t["built"]}
 
 
 def main(argv):
     mode, name, cache_dir, *rest = argv
     if mode == "time":
-        result = timed(name, cache_dir, int(rest[0]), int(rest[1]), int(rest[2]), float(rest[3]), *map(int, rest[4:5]))
+        result = timed(name, cache_dir, int(rest[0]), int(rest[1]), int(rest[2]), float(rest[3]),
+                       *map(int, rest[4:5]), *map(float, rest[5:6]))
     else:
         result = {"cold": cold, "warm": warm}[mode](name, cache_dir)
     print(json.dumps(result))
