@@ -15,7 +15,7 @@ from compiler.dtypes import is_held
 from . import half, scalar, source
 from .emitter import NJIT, NJIT_PARALLEL, Emitter
 
-PARALLEL_MIN_WORK = 1 << 19     # element-ops (~0.5 ms): below this waking a thread costs more than it saves
+PARALLEL_MIN_WORK = 1 << 16     # element-ops (~60 us): below this waking a thread (~5 us) saves little
 HEAVY_OPS = {"Erf", "Tanh", "Exp", "Log", "Sigmoid", "Gelu", "Pow", "Softplus", "Mish", "Swish", "Elu", "Selu",
              "Celu", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "HardSwish"}
 HEAVY_COST = 8                  # a libm-class op against an add (a 2-thread split of 32768 GELUs saves 0.25 ms)

@@ -354,16 +354,17 @@ def split_parts(em, rows: int, work: int) -> int:
     return max(1, min(em.threads, rows))
 
 
-PARALLEL_GEMM_MACS = 1 << 22    # multiply-adds: below this a GEMM runs on one thread (waking the other costs ~0.1 ms)
+PARALLEL_GEMM_MACS = 1 << 19    # multiply-adds (~10 us): below this a GEMM runs on one thread (waking the other costs ~5 us)
 PARALLEL_GEMM_ROWS = 16         # rows per thread, at least
 
 
-def gemm_parts(em, m: int, k: int, n: int, min_macs: int = PARALLEL_GEMM_MACS) -> int:
+def gemm_parts(em, m: int, k: int, n: int, min_macs: int = PARALLEL_GEMM_MACS,
+               min_rows: int = PARALLEL_GEMM_ROWS) -> int:
     """How many row bands (one per thread) an (m, k) x (k, n) GEMM is split into:
-    1 (serial) under `min_macs` multiply-adds or PARALLEL_GEMM_ROWS rows a thread."""
+    1 (serial) under `min_macs` multiply-adds or `min_rows` rows a thread."""
     if m * k * n < min_macs:
         return 1
-    return max(1, min(em.threads, m // PARALLEL_GEMM_ROWS))
+    return max(1, min(em.threads, m // min_rows))
 
 
 # A row times a matrix of this many elements or more is split by columns (gemm_cols): the

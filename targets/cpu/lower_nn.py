@@ -83,11 +83,14 @@ def _conv(node, em):
         em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm({args})")
 
 
-# Conv GEMMs (conv_gemm_par) and Winograd (conv_winograd_par) split from 8M multiply-adds
-# (~0.3 ms): a 2-way split of 32x288x3136 or 64x576x784 ran 1.3x faster alone, but waking the
-# other thread costs ~0.1 ms on this VM, and the many small GEMMs of se_cnn/mobilenet ran
-# slower split. Winograd bands take at least WINO_PAR_MIN_ROWS tile rows each.
-CONV_PARALLEL_MACS = 1 << 23
+# Conv GEMMs (conv_gemm_par) and Winograd (conv_winograd_par) split from 512K multiply-adds
+# (~10 us), with at least 8 output channels a band; Winograd bands take at least
+# WINO_PAR_MIN_ROWS tile rows each. Waking the other thread costs ~5 us when nothing else
+# spins on its core (the ~0.1 ms once measured here was onnxruntime's idle workers spinning
+# beside us in the bench): mobilenetv2_half at 2 threads, alone, 5.1 -> 3.2 ms, se_cnn
+# 1.43 -> 1.05 ms against the old 8M threshold.
+CONV_PARALLEL_MACS = 1 << 19
+CONV_PARALLEL_MIN_CHANNELS = 8     # output channels per band, at least
 WINO_PAR_MIN_ROWS = 2
 
 
@@ -96,7 +99,7 @@ def _conv_gemm_parts(x, w, out, group, em):
     if group != 1:
         return 1
     return gemm_parts(em, w.shape[0], int(np.prod(w.shape[1:])), int(np.prod(out.shape[2:])) * out.shape[0],
-                      CONV_PARALLEL_MACS)
+                      CONV_PARALLEL_MACS, CONV_PARALLEL_MIN_CHANNELS)
 
 
 def _wino_parts(x, out, em):

@@ -209,10 +209,11 @@ def _unfold_wide(xp_flat, cg, kernel, sd, dilations, dims_p, OD, OH, col):
 COL_BLOCK = 1 << 18
 # Epilogue codes (the lowering passes them as ints): out = act(conv + bias [+ residual]).
 ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SILU, ACT_LEAKY = range(8)
-# Below this a direct conv runs on one thread. A fork costs ~2 us on an idle machine but
-# 5-20 ms when other processes hold the cores (bench: mobilenetv2_half's 17 depthwise convs
-# took 32 ms serial, 116 ms forked at 2 threads); ~16 MFLOP is a few ms of work.
-PAR_MIN_FLOPS = 1 << 24
+# Below this a direct conv runs on one thread. A fork costs ~5 us on an idle machine but
+# 5-20 ms when other processes spin on the cores (bench, before its pause between engines:
+# mobilenetv2_half's 17 depthwise convs took 32 ms serial, 116 ms forked at 2 threads);
+# 256K FLOP is ~10 us of work (a 288-channel 14x14 depthwise conv).
+PAR_MIN_FLOPS = 1 << 18
 # Winograd (conv_winograd) where it pays, measured at 1 thread against the im2col GEMM. Per image
 # and block of tile rows, V and M (16 x (C + M) x tiles) take at most WINO_BLOCK elements (a whole
 # 56x56 image with 32 channels in and out). The transformed filters U are 16/9 the filters' size
