@@ -117,49 +117,6 @@ def _unfold(x, n, c0, cg, kernel, strides, pads_begin, dilations, out_sp, col):
 
 
 @njit(cache=True, error_model="numpy")
-def _unfold_rows(x, n, c0, cg, kernel, strides, pads_begin, dilations, OW, oh0, oh1, col):
-    """im2col of output rows [oh0, oh1) of a 2-D conv (D == 1): col[(c,kh,kw), (oh-oh0)*OW + ow].
-    Padding taps are written as zeros, since col is reused from one block of rows to the next."""
-    H, W = x.shape[3], x.shape[4]
-    kH, kW = kernel[1], kernel[2]
-    sh, sw = strides[1], strides[2]
-    ph, pw = pads_begin[1], pads_begin[2]
-    dh, dw = dilations[1], dilations[2]
-    row = 0
-    for c in range(cg):
-        xc = x[n, c0 + c, 0]
-        for kh in range(kH):
-            offh = kh * dh - ph
-            for kw in range(kW):
-                offw = kw * dw - pw
-                w_lo, w_hi = _valid_range(OW, sw, offw, W)
-                n_w = w_hi - w_lo
-                i0 = w_lo * sw + offw
-                dst = col[row]
-                for r in range(oh1 - oh0):
-                    seg = dst[r * OW:(r + 1) * OW]
-                    ih = (oh0 + r) * sh + offh
-                    if ih < 0 or ih >= H or n_w <= 0:
-                        for j in range(OW):
-                            seg[j] = 0
-                        continue
-                    for j in range(w_lo):
-                        seg[j] = 0
-                    for j in range(w_hi, OW):
-                        seg[j] = 0
-                    d_seg = seg[w_lo:w_hi]
-                    if sw == 1:
-                        s_seg = xc[ih, i0:i0 + n_w]
-                        for j in range(n_w):
-                            d_seg[j] = s_seg[j]
-                    else:
-                        s_str = xc[ih, i0:i0 + (n_w - 1) * sw + 1:sw]
-                        for j in range(n_w):
-                            d_seg[j] = s_str[j]
-                row += 1
-
-
-@njit(cache=True, error_model="numpy")
 def _pad_image(x, n, c0, cg, pads_begin, xp):
     """Copy x[n, c0:c0+cg] into the interior of the zero-bordered flat buffer xp (cg, Dp, Hp, Wp)."""
     D, H, W = x.shape[2], x.shape[3], x.shape[4]
@@ -205,8 +162,6 @@ def _unfold_wide(xp_flat, cg, kernel, sd, dilations, dims_p, OD, OH, col):
                     row += 1
 
 
-# im2col buffers above this many elements are built a block of output rows at a time.
-COL_BLOCK = 1 << 18
 # Epilogue codes (the lowering passes them as ints): out = act(conv + bias [+ residual]).
 ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SILU, ACT_LEAKY = range(8)
 # Below this a direct conv runs on one thread. A fork costs ~5 us on an idle machine but
@@ -1037,22 +992,6 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
                 _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
-    elif OD == 1 and K * P > COL_BLOCK and K * OW <= COL_BLOCK:
-        # A large image's im2col by blocks of output rows, each small enough to stay in L2 for
-        # its GEMM (a ResNet stem's 147 x 12544 col is 7 MB: writing and re-reading it from
-        # memory cost about as much as the GEMM itself).
-        rows = COL_BLOCK // (K * OW)
-        col = np.empty((K, rows * OW), dtype=x.dtype)
-        for g in range(group):
-            wg = w2[g * mg:(g + 1) * mg]
-            for n in range(N):
-                for oh0 in range(0, OH, rows):
-                    oh1 = min(OH, oh0 + rows)
-                    cb = col[:, :(oh1 - oh0) * OW]
-                    _unfold_rows(x, n, g * cg, cg, (kD, kH, kW), strides, pads_begin, dilations, OW, oh0, oh1, cb)
-                    o2 = out3[n, g * mg:(g + 1) * mg, oh0 * OW:oh1 * OW]
-                    r2 = res3[n, g * mg:(g + 1) * mg, oh0 * OW:oh1 * OW] if res.size > 0 else res3[0]
-                    _gemm_epi(wg, cb, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
     else:
         col = np.zeros((K, P), dtype=x.dtype)
         for g in range(group):
