@@ -91,7 +91,15 @@ def timed(name, cache_dir, threads, blas_threads, repeat, budget, block=BLOCK, g
         pass                                  # OPENBLAS_NUM_THREADS from the parent still holds
     fn, x, _, t = load(name, cache_dir)
     sess = ort_session(name, threads)
-    calls = [lambda: fn.run(x), lambda: sess.run(None, x)]
+    ours, theirs, rounds, calls = interleave(lambda: fn.run(x), lambda: sess.run(None, x), repeat, budget, block, gap)
+    return {"threads": threads, "numba_threads": numba.get_num_threads(), "blas_threads": blas_threads,
+            "rounds": rounds, "block": block, "gap_s": gap, "calls": calls,
+            "onnxjit_ms": ours, "ort_ms": theirs, "ratio": ours / theirs, "built": t["built"]}
+
+
+def interleave(ours, theirs, repeat, budget=60.0, block=BLOCK, gap=GAP):
+    """Median ms of each engine's call (see timed), the rounds run and the calls timed each."""
+    calls = [ours, theirs]
     for _ in range(3):                        # warm-up: first-call allocations, ORT's arena
         calls[0](), calls[1]()
     times, start = ([], []), time.perf_counter()
@@ -105,10 +113,7 @@ def timed(name, cache_dir, threads, blas_threads, repeat, budget, block=BLOCK, g
                 times[i].append(time.perf_counter() - t0)
         if time.perf_counter() - start > budget and r >= 4:
             break
-    ours, theirs = (float(np.median(ts)) * 1e3 for ts in times)
-    return {"threads": threads, "numba_threads": numba.get_num_threads(), "blas_threads": blas_threads,
-            "rounds": r + 1, "block": block, "gap_s": gap, "calls": len(times[0]),
-            "onnxjit_ms": ours, "ort_ms": theirs, "ratio": ours / theirs, "built": t["built"]}
+    return float(np.median(times[0])) * 1e3, float(np.median(times[1])) * 1e3, r + 1, len(times[0])
 
 
 def main(argv):
