@@ -2,6 +2,7 @@
 
     python -m bench.profile_ops resnet18_half [--threads 1] [--repeat 50] [--top 25]
 
+MODEL is a name in bench/models (its seeded inputs come from there too).
 Builds the model with a plain-Python graph function (ONNXJIT_GRAPH_JIT=0), then
 re-executes that function's source with a timer around every statement, and
 prints the statements that took the most time (median per call, summed over
@@ -29,7 +30,7 @@ def instrument(graph_fn):
             continue
         i = len(texts)
         texts.append(ast.unparse(stmt))
-        body += ast.parse(f"_t0 = _pc()").body + [stmt] + ast.parse(f"_T[{i}] += _pc() - _t0").body
+        body += ast.parse("_t0 = _pc()").body + [stmt] + ast.parse(f"_T[{i}] += _pc() - _t0").body
     fdef.body = body
     ns = dict(inspect.getmodule(graph_fn).__dict__)
     ns.update(_pc=time.perf_counter, _T=np.zeros(len(texts)))
@@ -49,7 +50,7 @@ def main():
     from compiler import compile
     from .worker import feeds, model_path
     x = feeds(a.model)
-    fn = compile(model_path(a.model) if not os.path.exists(a.model) else a.model, threads=a.threads)
+    fn = compile(model_path(a.model), threads=a.threads)
     fn.run(x)
     graph, (names, consts, _, _, arenas) = next(iter(fn._specs.values()))
     pg, T, texts = instrument(graph)

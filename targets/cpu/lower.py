@@ -375,10 +375,9 @@ PARALLEL_GEMV_COLUMNS = 64      # columns per thread, at least
 
 
 def gemv_parts(em, k: int, n: int) -> int:
-    """How many column bands (one per thread) a (k,) x (k, n) product is split into."""
-    if em.threads < 2 or k * n < PARALLEL_GEMV_ELEMENTS:
-        return 1
-    return max(1, min(em.threads, n // PARALLEL_GEMV_COLUMNS))
+    """How many column bands (one per thread) a (k,) x (k, n) product is split into: the
+    band rule of gemm_parts with the columns as its rows."""
+    return gemm_parts(em, n, k, 1, PARALLEL_GEMV_ELEMENTS, PARALLEL_GEMV_COLUMNS)
 
 
 def matmul_shapes(a, b):
