@@ -109,6 +109,10 @@ def _unfold(x, n, c0, cg, kernel, strides, pads_begin, dilations, out_sp, col):
                                 s_seg = src[i0:i0 + n_w]
                                 for j in range(n_w):
                                     d_seg[j] = s_seg[j]
+                            elif sw == 2:   # a constant step vectorises (shuffles); the view's step did not
+                                s_seg = src[i0:i0 + 2 * n_w - 1]
+                                for j in range(n_w):
+                                    d_seg[j] = s_seg[2 * j]
                             else:
                                 s_str = src[i0:i0 + (n_w - 1) * sw + 1:sw]
                                 for j in range(n_w):
