@@ -222,3 +222,25 @@ def test_depthwise_small_planes_channels_last(h, stride, threads):
     nn.conv_fused(x, wt, b, out, (1, stride, stride), (0, 1, 1), (1, 1, 1), c, np.empty((0,) * 5, np.float32),
                   nn.ACT_CLIP, 0.0, 6.0, threads)
     np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("c,m,k,stride,pad,dil,hw", [(3, 8, 7, 2, 3, 1, 64), (4, 6, 3, 1, 1, 1, 33), (4, 6, 3, 2, 2, 2, 70)])
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("residual", [False, True])
+def test_conv_gemm_rows_par(c, m, k, stride, pad, dil, hw, parts, residual):
+    """Row bands (the lowering's choice for large 2-D outputs at 2+ threads): two images, bands
+    that do not divide the rows evenly, the padding rows at both ends."""
+    n = 2
+    x = RNG.standard_normal((n, c, 1, hw, hw)).astype(np.float32)
+    wt = RNG.standard_normal((m, c, 1, k, k)).astype(np.float32)
+    b = RNG.standard_normal(m).astype(np.float32)
+    oh = (hw + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    assert nn.rows_split(x.shape, wt.shape, (n, m, 1, oh, oh), 1, parts)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[pad] * 4, strides=[stride] * 2, dilations=[dil] * 2)
+    ref_model = model([node], [("x", F, [n, c, hw, hw])], [("y", F, [n, m, oh, oh])], {"w": wt[:, :, 0], "b": b})
+    res = RNG.standard_normal((n, m, 1, oh, oh)).astype(np.float32) if residual else np.empty((0,) * 5, np.float32)
+    y = reference(ref_model, {"x": x[:, :, 0]})[0]
+    want = np.maximum(y + res[:, :, 0] if residual else y, 0)
+    out = np.empty((n, m, 1, oh, oh), np.float32)
+    nn.conv_gemm_rows_par(x, wt, b, out, (1, stride, stride), (0, pad, pad), (1, dil, dil), 1, res, nn.ACT_RELU, 0.0, 0.0, parts)
+    np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-4)

@@ -72,11 +72,12 @@ def _window_ranges(n_out, stride, pad, kernel, dilation, size):
 
 
 @njit(cache=True, error_model="numpy")
-def _unfold(x, n, c0, cg, kernel, strides, pads_begin, dilations, out_sp, col):
-    """Copy the in-bounds taps of x[n, c0:c0+cg] into col[(c,kd,kh,kw), (od,oh,ow)].
+def _unfold(x, n, c0, cg, kernel, strides, pads_begin, dilations, out_sp, oh0, oh1, col):
+    """Copy the in-bounds taps of x[n, c0:c0+cg] for output rows oh0 .. oh1 into
+    col[(c,kd,kh,kw), (od, oh - oh0, ow)].
 
     Padding taps are not written: col is zero-filled once by the caller, and the
-    set of padding taps is the same for every image and group.
+    set of padding taps is the same for every image and group (and band of rows).
     """
     D, H, W = x.shape[2], x.shape[3], x.shape[4]
     kD, kH, kW = kernel
@@ -100,9 +101,9 @@ def _unfold(x, n, c0, cg, kernel, strides, pads_begin, dilations, out_sp, col):
                     n_w = w_hi - w_lo
                     for od in range(d_lo, d_hi):
                         xd = xc[od * sd + offd]
-                        for oh in range(h_lo, h_hi):
+                        for oh in range(max(h_lo, oh0), min(h_hi, oh1)):
                             src = xd[oh * sh + offh]
-                            base = (od * OH + oh) * OW + w_lo
+                            base = (od * (oh1 - oh0) + oh - oh0) * OW + w_lo
                             d_seg = dst[base:base + n_w]
                             i0 = w_lo * sw + offw
                             if sw == 1:
@@ -1149,7 +1150,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
             wg = w2[g * mg:(g + 1) * mg]
             for n in range(N):
                 _unfold(x, n, g * cg, cg, (kD, kH, kW), strides, pads_begin,
-                        dilations, (OD, OH, OW), col)
+                        dilations, (OD, OH, OW), 0, OH, col)
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
                 _gemm_epi(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
@@ -1167,6 +1168,48 @@ def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act,
             o = out[n, lo:hi].reshape((1, hi - lo, D, H, W))
             r = res[n, lo:hi].reshape((1, hi - lo, D, H, W)) if res.size > 0 else res
             conv_gemm(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
+
+
+# Large 2-D outputs split by output rows across threads (conv_gemm_rows_par): conv_gemm_par's
+# channel bands each build the whole im2col, so the unfold did not get faster with threads (the
+# ResNet 7x7 stem at 2 threads: 1.2 ms against 1.4 at one; its unfold alone is 0.48). A row band
+# unfolds only its own rows and runs the GEMM on all the filters.
+ROWS_SPLIT_MIN_OUT = 1024   # output positions an image, at least
+
+
+@njit(cache=True, error_model="numpy")
+def rows_split(x_shape, w_shape, out_shape, group, parts):
+    """Whether conv_gemm_rows_par serves this conv in `parts` row bands (2-D, group 1, not 1x1)."""
+    OH, OW = out_shape[3], out_shape[4]
+    return (group == 1 and x_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] * w_shape[4] > 1
+            and OH * OW >= ROWS_SPLIT_MIN_OUT and OH >= 2 * parts)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def conv_gemm_rows_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, parts):
+    """conv_gemm for rows_split convs: `parts` bands of output rows, one per thread, each with its
+    own im2col of its rows, the GEMM on all filters into its columns of out, and the epilogue."""
+    N, M, OH, OW = out.shape[0], out.shape[1], out.shape[3], out.shape[4]
+    kH, kW = w.shape[3], w.shape[4]
+    K = w.shape[1] * kH * kW
+    w2 = w.reshape(M, K)
+    P = OH * OW
+    out3 = out.reshape(N, M, P)
+    res3 = res.reshape(N, M, P) if res.size > 0 else res.reshape(1, 0, 0)
+    for p in prange(parts):
+        oh0, oh1 = p * OH // parts, (p + 1) * OH // parts
+        q0, q1 = oh0 * OW, oh1 * OW
+        col = np.zeros((K, q1 - q0), dtype=x.dtype)
+        for n in range(N):
+            _unfold(x, n, 0, x.shape[1], (1, kH, kW), strides, pads_begin, dilations, (1, OH, OW), oh0, oh1, col)
+            ob = out3[n, :, q0:q1]
+            gemm(w2, col, ob)
+            for m in range(M):
+                if res.size > 0:
+                    _add_bias(ob[m], b[m], res3[n, m, q0:q1])
+                    _activate(ob[m], x.dtype.type(0), act, alpha, beta)
+                else:
+                    _activate(ob[m], b[m], act, alpha, beta)
 
 
 # -------------------------------------------------------------------- ConvTranspose
