@@ -227,8 +227,8 @@ def test_depthwise_small_planes_channels_last(h, stride, threads):
 @pytest.mark.parametrize("c,m,k,stride,pad,dil,hw", [(3, 8, 7, 2, 3, 1, 64), (4, 6, 3, 1, 1, 1, 33), (4, 6, 3, 2, 2, 2, 70)])
 @pytest.mark.parametrize("parts", [2, 3])
 @pytest.mark.parametrize("residual", [False, True])
-def test_conv_gemm_rows_par(c, m, k, stride, pad, dil, hw, parts, residual):
-    """Row bands (the lowering's choice for large 2-D outputs at 2+ threads): two images, bands
+def test_conv_gemm_par_row_bands(c, m, k, stride, pad, dil, hw, parts, residual):
+    """conv_gemm_par's row bands (large 2-D outputs): two images, bands
     that do not divide the rows evenly, the padding rows at both ends."""
     n = 2
     x = RNG.standard_normal((n, c, 1, hw, hw)).astype(np.float32)
@@ -242,5 +242,5 @@ def test_conv_gemm_rows_par(c, m, k, stride, pad, dil, hw, parts, residual):
     y = reference(ref_model, {"x": x[:, :, 0]})[0]
     want = np.maximum(y + res[:, :, 0] if residual else y, 0)
     out = np.empty((n, m, 1, oh, oh), np.float32)
-    nn.conv_gemm_rows_par(x, wt, b, out, (1, stride, stride), (0, pad, pad), (1, dil, dil), 1, res, nn.ACT_RELU, 0.0, 0.0, parts)
+    nn.conv_gemm_par(x, wt, b, out, (1, stride, stride), (0, pad, pad), (1, dil, dil), 1, res, nn.ACT_RELU, 0.0, 0.0, parts)
     np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-4)

@@ -80,10 +80,7 @@ def _conv(node, em):
             em.emit(f"{L}.conv_direct_serial({args})")
     else:
         parts = _conv_gemm_parts(x, w, out, group, em)
-        if parts > 1 and nn_kernels.rows_split(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads):
-            em.emit(f"{L}.conv_gemm_rows_par({args}, {threads})")
-        else:
-            em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm({args})")
+        em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm({args})")
 
 
 # Conv GEMMs (conv_gemm_par) and Winograd (conv_winograd_par) split from 512K multiply-adds

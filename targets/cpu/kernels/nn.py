@@ -1156,60 +1156,65 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 _gemm_epi(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, parts):
-    """conv_gemm with the output channels in `parts` bands, one per thread, each a conv_gemm of
-    its own (group 1; each band builds its own im2col, in parallel). The lowering calls it
-    where lower_nn._conv_gemm_parts says the GEMM is worth splitting, so serial models never compile it."""
-    N, M, D, H, W = out.shape
-    for n in range(N):
-        for p in prange(parts):
-            lo, hi = p * M // parts, (p + 1) * M // parts
-            o = out[n, lo:hi].reshape((1, hi - lo, D, H, W))
-            r = res[n, lo:hi].reshape((1, hi - lo, D, H, W)) if res.size > 0 else res
-            conv_gemm(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
-
-
-# Large 2-D outputs split by output rows across threads (conv_gemm_rows_par): conv_gemm_par's
-# channel bands each build the whole im2col, so the unfold did not get faster with threads (the
-# ResNet 7x7 stem at 2 threads: 1.2 ms against 1.4 at one; its unfold alone is 0.48). A row band
-# unfolds only its own rows and runs the GEMM on all the filters.
+# Large 2-D outputs split by output rows, not channels: a channel band builds the whole im2col,
+# so the unfold did not get faster with threads (the ResNet 7x7 stem at 2 threads: 1.2 ms against
+# 1.4 at one; its unfold alone is 0.48). A row band unfolds only its own rows and runs the GEMM on
+# all the filters. Both kinds of band are one parallel kernel: a second one cost 5.6 s of cold
+# compile (light_resnet50 at 2 threads: 22 -> 30 s).
 ROWS_SPLIT_MIN_OUT = 1024   # output positions an image, at least
 
 
 @njit(cache=True, error_model="numpy")
 def rows_split(x_shape, w_shape, out_shape, group, parts):
-    """Whether conv_gemm_rows_par serves this conv in `parts` row bands (2-D, group 1, not 1x1)."""
+    """Whether conv_gemm_par splits this conv by output rows (2-D, group 1, not 1x1, large)."""
     OH, OW = out_shape[3], out_shape[4]
     return (group == 1 and x_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] * w_shape[4] > 1
             and OH * OW >= ROWS_SPLIT_MIN_OUT and OH >= 2 * parts)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def conv_gemm_rows_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, parts):
-    """conv_gemm for rows_split convs: `parts` bands of output rows, one per thread, each with its
-    own im2col of its rows, the GEMM on all filters into its columns of out, and the epilogue."""
+@njit(cache=True, error_model="numpy")
+def _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta, oh0, oh1):
+    """Output rows oh0 .. oh1 of every image: im2col of those rows, the GEMM on all filters
+    into their columns of out, the epilogue."""
     N, M, OH, OW = out.shape[0], out.shape[1], out.shape[3], out.shape[4]
     kH, kW = w.shape[3], w.shape[4]
     K = w.shape[1] * kH * kW
     w2 = w.reshape(M, K)
-    P = OH * OW
-    out3 = out.reshape(N, M, P)
-    res3 = res.reshape(N, M, P) if res.size > 0 else res.reshape(1, 0, 0)
+    out3 = out.reshape(N, M, OH * OW)
+    res3 = res.reshape(N, M, OH * OW) if res.size > 0 else res.reshape(1, 0, 0)
+    q0, q1 = oh0 * OW, oh1 * OW
+    col = np.zeros((K, q1 - q0), dtype=x.dtype)
+    for n in range(N):
+        _unfold(x, n, 0, x.shape[1], (w.shape[2], kH, kW), strides, pads_begin, dilations, (out.shape[2], OH, OW),
+                oh0, oh1, col)
+        gemm(w2, col, out3[n, :, q0:q1])
+        for m in range(M):
+            o = out3[n, m, q0:q1]     # typed contiguous (a row of out3[n, :, q0:q1] is not): no new specialisations
+            if res.size > 0:
+                _add_bias(o, b[m], res3[n, m, q0:q1])
+                _activate(o, x.dtype.type(0), act, alpha, beta)
+            else:
+                _activate(o, b[m], act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, parts):
+    """conv_gemm (group 1) in `parts` bands, one per thread: bands of output rows where
+    rows_split says so, else of output channels, each a conv_gemm of its own (each band builds
+    its own im2col, in parallel). The lowering calls it where lower_nn._conv_gemm_parts says the
+    GEMM is worth splitting, so serial models never compile it."""
+    N, M, D, H, W = out.shape
+    by_rows = rows_split(x.shape, w.shape, out.shape, group, parts)
     for p in prange(parts):
-        oh0, oh1 = p * OH // parts, (p + 1) * OH // parts
-        q0, q1 = oh0 * OW, oh1 * OW
-        col = np.zeros((K, q1 - q0), dtype=x.dtype)
-        for n in range(N):
-            _unfold(x, n, 0, x.shape[1], (1, kH, kW), strides, pads_begin, dilations, (1, OH, OW), oh0, oh1, col)
-            ob = out3[n, :, q0:q1]
-            gemm(w2, col, ob)
-            for m in range(M):
-                if res.size > 0:
-                    _add_bias(ob[m], b[m], res3[n, m, q0:q1])
-                    _activate(ob[m], x.dtype.type(0), act, alpha, beta)
-                else:
-                    _activate(ob[m], b[m], act, alpha, beta)
+        if by_rows:
+            _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta,
+                      p * H // parts, (p + 1) * H // parts)
+        else:
+            lo, hi = p * M // parts, (p + 1) * M // parts
+            for n in range(N):
+                o = out[n, lo:hi].reshape((1, hi - lo, D, H, W))
+                r = res[n, lo:hi].reshape((1, hi - lo, D, H, W)) if res.size > 0 else res
+                conv_gemm(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
 
 
 # -------------------------------------------------------------------- ConvTranspose
