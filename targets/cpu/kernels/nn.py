@@ -710,7 +710,8 @@ def _dw_buffers(x, cg, same, s, Hq, Wq, rows):
 # the wide paths above spent more on slicing and short loops than on the arithmetic (480 planes
 # of 7x7: 88 us for 0.2 MFLOP). Here the planes are transposed into one zero-bordered
 # (Hp*Wp, channels) buffer, each output position is one vectorised loop over the channels with
-# its 9 taps, and the block is activated and transposed back (480x7x7: 35 us; from 28x28 on the wide paths win).
+# its 9 taps, and the block is activated and transposed back (480x7x7: 35 us; 14x14 still
+# gains, 119 -> 85 us at 288 channels; from 28x28 on the wide paths win).
 DW_CL_MAX = 256
 
 
@@ -1159,8 +1160,10 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
 # Large 2-D outputs split by output rows, not channels: a channel band builds the whole im2col,
 # so the unfold did not get faster with threads (the ResNet 7x7 stem at 2 threads: 1.2 ms against
 # 1.4 at one; its unfold alone is 0.48). A row band unfolds only its own rows and runs the GEMM on
-# all the filters. Both kinds of band are one parallel kernel: a second one cost 5.6 s of cold
-# compile (light_resnet50 at 2 threads: 22 -> 30 s).
+# all the filters. Both kinds of band are one parallel kernel, and the band's epilogue rows are
+# typed contiguous so no callee compiles a second time for strided rows (light_resnet50's cold
+# compile at 2 threads: 22-24 s before row bands, 30.6 with a kernel of their own and strided
+# rows, 27.9 now).
 ROWS_SPLIT_MIN_OUT = 1024   # output positions an image, at least
 
 
