@@ -138,10 +138,19 @@ def _pack(arrays) -> tuple[bytes, list]:
     return b"".join(parts), layout
 
 
+def _aligned_buffer(size: int) -> np.ndarray:
+    """A writable uint8 buffer whose start is ALIGN-aligned, so _pack's offsets are aligned in
+    memory too. A bytearray starts 16 bytes into a cache line: the LSTM's weights read 16 bytes
+    off alignment ran 150 us a call against 113 aligned (bench lstm, same process layout)."""
+    raw = np.empty(size + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + size]
+
+
 def _unpack(path: str, layout: list, digest: str):
     """The arrays of a blob written by _pack, or None if it is not the one the manifest names."""
     size = os.path.getsize(path)
-    buf = bytearray(size)             # writable, so Numba types the arrays as it did at build time
+    buf = _aligned_buffer(size)       # writable, so Numba types the arrays as it did at build time
     with open(path, "rb") as f:
         if f.readinto(buf) != size:
             return None

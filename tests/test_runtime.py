@@ -156,3 +156,19 @@ def test_openmp_workers_spin_briefly_unless_the_user_says(env, want):
     out = subprocess.run([sys.executable, "-c", code], env=dict(base, **env), capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), check=True).stdout
     assert out.strip() == str(want)
+
+
+def test_cached_constants_are_64_byte_aligned_and_writable(tmp_path):
+    """The weights blob is read into an aligned buffer: every constant starts on a cache line
+    (a bytearray started 16 bytes off and the LSTM ran 1.3x slower), writable as at build time."""
+    from runtime.cache import ALIGN, _pack, _unpack
+    import hashlib
+    arrays = [np.arange(n, dtype=dt) for n, dt in [(3, np.float32), (17, np.float64), (5, np.int8), (100, np.float32)]]
+    for trial in range(8):   # the allocator's offset varies; every try must come back aligned
+        buf, layout = _pack(arrays)
+        path = tmp_path / f"c{trial}.bin"
+        path.write_bytes(buf)
+        got = _unpack(str(path), layout, hashlib.sha256(buf).hexdigest())
+        for a, g in zip(arrays, got):
+            np.testing.assert_array_equal(g, a)
+            assert g.ctypes.data % ALIGN == 0 and g.flags.writeable
