@@ -12,6 +12,14 @@ import numpy as np
 ALIGN = 64
 
 
+def aligned_bytes(nbytes: int) -> np.ndarray:
+    """A writable uint8 buffer of nbytes starting on an ALIGN boundary (numpy's own start is
+    only 16-byte aligned): the arenas, and the constants blob the disk cache reads."""
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    skip = -raw.ctypes.data % ALIGN
+    return raw[skip:skip + nbytes]
+
+
 class Arenas:
     """`layout`: {"bytes": size, "views": [type name, ...]} as the manifest has it."""
 
@@ -22,9 +30,7 @@ class Arenas:
 
     def new(self) -> tuple:
         """The arena's views: one per type, over the same ALIGN-aligned bytes."""
-        raw = np.empty(self.nbytes + ALIGN, np.uint8)
-        skip = -raw.ctypes.data % ALIGN
-        raw = raw[skip:skip + self.nbytes]
+        raw = aligned_bytes(self.nbytes)
         return tuple(raw.view(d) for d in self.dtypes)
 
     def take(self) -> tuple:

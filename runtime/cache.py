@@ -11,6 +11,8 @@ import threading
 
 import numpy as np
 
+from .arena import ALIGN, aligned_bytes
+
 RUNTIME_VERSION = "0.1.0"
 _lock = threading.Lock()
 
@@ -120,9 +122,6 @@ def _sha_file(path: str) -> str | None:
         return None
 
 
-ALIGN = 64
-
-
 def _pack(arrays) -> tuple[bytes, list]:
     """The constants as one flat blob (each array 64-byte aligned) and their
     (dtype, shape, offset): loading is one read and zero-copy views, no zip."""
@@ -138,19 +137,13 @@ def _pack(arrays) -> tuple[bytes, list]:
     return b"".join(parts), layout
 
 
-def _aligned_buffer(size: int) -> np.ndarray:
-    """A writable uint8 buffer whose start is ALIGN-aligned, so _pack's offsets are aligned in
-    memory too. A bytearray starts 16 bytes into a cache line: the LSTM's weights read 16 bytes
-    off alignment ran 150 us a call against 113 aligned (bench lstm, same process layout)."""
-    raw = np.empty(size + ALIGN, np.uint8)
-    start = -raw.ctypes.data % ALIGN
-    return raw[start:start + size]
-
-
 def _unpack(path: str, layout: list, digest: str):
     """The arrays of a blob written by _pack, or None if it is not the one the manifest names."""
     size = os.path.getsize(path)
-    buf = _aligned_buffer(size)       # writable, so Numba types the arrays as it did at build time
+    # Writable, so Numba types the arrays as it did at build time; aligned, so _pack's offsets
+    # are aligned in memory too (a bytearray starts 16 bytes into a cache line: the LSTM's
+    # weights read that way ran 150 us a call against 113 aligned).
+    buf = aligned_bytes(size)
     with open(path, "rb") as f:
         if f.readinto(buf) != size:
             return None
