@@ -304,8 +304,9 @@ def _epilogue(row, bias, res, act, alpha, beta):
         _activate(row, bias, act, alpha, beta)
 
 
-# Rows at least this long take their epilogue one row at a time, bias and activation in one
-# pass; shorter ones add the bias row by row and activate the whole block in one call.
+# Rows at least this long take their epilogue (_epilogue) one row at a time, bias and activation
+# in one pass when there is no residual; shorter ones add the bias row by row and activate the
+# whole block in one call.
 EPI_ROW_MIN = 1024
 
 
@@ -324,9 +325,12 @@ def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
                 dst = out2[m, r * OW:(r + 1) * OW]
                 for j in range(OW):
                     dst[j] = src[j]
-    if res2.shape[0] == 0 and out2.shape[1] >= EPI_ROW_MIN:
+    if out2.shape[1] >= EPI_ROW_MIN:
         for m in range(rows):
-            _activate(out2[m], b[m0 + m], act, alpha, beta)
+            if res2.shape[0] > 0:
+                _epilogue(out2[m], b[m0 + m], res2[m], act, alpha, beta)
+            else:
+                _epilogue(out2[m], b[m0 + m], out2[m, :0], act, alpha, beta)
         return
     for m in range(rows):
         if res2.shape[0] > 0:
@@ -1193,11 +1197,7 @@ def _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, bet
         gemm(w2, col, out3[n, :, q0:q1])
         for m in range(M):
             o = out3[n, m, q0:q1]     # typed contiguous (a row of out3[n, :, q0:q1] is not): no new specialisations
-            if res.size > 0:
-                _add_bias(o, b[m], res3[n, m, q0:q1])
-                _activate(o, x.dtype.type(0), act, alpha, beta)
-            else:
-                _activate(o, b[m], act, alpha, beta)
+            _epilogue(o, b[m], res3[n, m, q0:q1] if res.size > 0 else o[:0], act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
