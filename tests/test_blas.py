@@ -34,6 +34,23 @@ def test_gemm_layouts(dtype, mkn):
             assert (base[:, n:] == 7).all()                      # the row padding is not written
 
 
+@pytest.mark.parametrize("mkn", [(8, 7, 32), (13, 300, 45), (4, 600, 16), (9, 257, 33), (64, 513, 100), (21, 256, 64)])
+def test_own_sgemm_layouts(mkn):
+    """float32 products of at least OWN_MIN_M x OWN_MIN_N take sgemm.py's tiles: whole and
+    ragged tiles (rows past M, columns past N), K across blocks of KC, every layout."""
+    m, k, n = mkn
+    assert m >= blas.OWN_MIN_M and n >= blas.OWN_MIN_N
+    rng = np.random.default_rng(2)
+    a0, b0 = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    want = a0.astype(np.float64) @ b0
+    for a in _layouts(a0):
+        for b in _layouts(b0):
+            base = np.full((m, n + 5), 7, np.float32)
+            blas.gemm(a, b, base[:, :n])
+            np.testing.assert_allclose(base[:, :n], want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+            assert (base[:, n:] == 7).all()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dot_vectors(dtype):
     rng = np.random.default_rng(1)

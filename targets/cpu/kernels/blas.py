@@ -1,5 +1,6 @@
-"""out = a @ b for the kernel libraries, through the GEMM runtime/blas.py binds (MKL where
-installed, else scipy's OpenBLAS), called by symbol name so compiled code caches.
+"""out = a @ b for the kernel libraries: float32 through our own kernel (sgemm.py), the rest
+through the GEMM runtime/blas.py binds (MKL where installed, else scipy's OpenBLAS), called
+by symbol name so compiled code caches.
 
 Rows or columns of a and b may be strided (BLAS leading dimensions, transposed views
 such as w.T pass as they are); out's rows may be strided. The kernels never pass an
@@ -9,11 +10,20 @@ from numba import njit, types
 
 import runtime.blas  # noqa: F401 (binds the symbols below before any kernel links)
 
+from .sgemm import SIGNATURE as _OWN_SIGNATURE, SYMBOL as _OWN_SYMBOL
+
 _I = types.intp          # each Fortran argument is a pointer
 _GEMM_SIG = types.void(_I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I)
 _sgemm = types.ExternalFunction("onnxjit_sgemm", _GEMM_SIG)
 _dgemm = types.ExternalFunction("onnxjit_dgemm", _GEMM_SIG)
+_own_sgemm = types.ExternalFunction(_OWN_SYMBOL, _OWN_SIGNATURE)
 _N, _T = 78, 84          # ord("N"), ord("T")
+
+# float32 products at least this tall and wide take sgemm.py's kernel (1.6-2.5x the BLAS on
+# the suite's GEMMs on the Zen 5 machine); thinner ones, matrix-vector products above all,
+# stay with the BLAS (1000x256 @ a vector: BLAS 13 us, an 8-row tile for one row 113).
+OWN_MIN_M = 4
+OWN_MIN_N = 16
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -72,9 +82,14 @@ def gemm(a, b, out):
             for j in range(N):
                 out[i, j] = 0
         return
+    isz = out.itemsize
+    if (isz == 4 and M >= OWN_MIN_M and N >= OWN_MIN_N and a.strides[0] >= 0 and a.strides[1] >= 0
+            and b.strides[0] >= 0 and b.strides[1] >= 0 and out.strides[1] == 4):
+        _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, b.ctypes.data,
+              b.strides[0] // 4, b.strides[1] // 4, out.ctypes.data, out.strides[0] // 4)
+        return
     ta, lda = _operand(a, M, K)
     tb, ldb = _operand(b, K, N)
-    isz = out.itemsize
     if ta == 0 or tb == 0 or (N > 1 and out.strides[1] != isz):
         raise ValueError("gemm: an operand is strided along both dims (no BLAS layout)")
     ldc = max(out.strides[0] // isz if M > 1 else N, N, 1)
