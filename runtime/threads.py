@@ -3,7 +3,7 @@ loops, and the BLAS that Numba's np.dot calls (scipy's OpenBLAS) is kept to
 one thread, so the two never fight over cores (a 2-thread OpenBLAS on the many
 small GEMMs of a CNN was measured several times slower than one thread here).
 
-Importing this module sets GOMP_SPINCOUNT=10000 unless the user set it or
+Importing this module sets GOMP_SPINCOUNT=100000 unless the user set it or
 OMP_WAIT_POLICY: Numba's OpenMP workers then spin briefly (tens of microseconds) between
 parallel loops and sleep after that. libgomp's own default spins up to ~300,000
 times, which on a 2-core machine with anything else running took the core the
@@ -11,15 +11,18 @@ caller needed: bert_small at 2 threads ran 412 ms against onnxruntime's 30 ms.
 Measured at 2 threads (bert_small, ms, onnxruntime ~7.3 quiet / ~17-19 with one
 busy process beside): spin 300: 16.7 quiet, 19.2 busy; 1000: 13.8, 22.7; 3000:
 10.2, 32.8; 10000: 9.9, 62; OMP_WAIT_POLICY=PASSIVE: 17.4, 18.3; gpt2_small
-quiet: 3000: 13.8, 10000: 6.5, 30000: 6.6). 10000 favours a machine of one's
-own; on a shared one, OMP_WAIT_POLICY=PASSIVE. It must be
-set before Numba starts its pool, which loads libgomp and reads it once."""
+quiet: 3000: 13.8, 10000: 6.5, 30000: 6.6). On the AMD EPYC VM that followed, a worker
+that has gone to sleep took ~1.2 ms to wake: the bench MLP at 2 threads (two parallel
+loops a call, its calls 50 ms apart in blocks) ran 1.31 ms with 10000 against 0.09 with
+100000 (onnxruntime 0.07), and the suite's 2-thread geomean went from 1.94 to 1.37. A
+high count favours a machine of one's own; on a shared one, OMP_WAIT_POLICY=PASSIVE. It
+must be set before Numba starts its pool, which loads libgomp and reads it once."""
 from __future__ import annotations
 
 import os
 
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "10000"
+    os.environ["GOMP_SPINCOUNT"] = "100000"
 
 import numba  # noqa: E402 (after the OpenMP setting)
 

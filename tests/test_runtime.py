@@ -146,10 +146,10 @@ def test_big_graphs_run_as_python_and_match(tmp_path, monkeypatch):
     assert len(src) == 1 and "@njit(cache=True, error_model='numpy')\ndef graph" not in open(src[0]).read()
 
 
-@pytest.mark.parametrize("env,want", [({}, "None 10000"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE None"),
+@pytest.mark.parametrize("env,want", [({}, "None 100000"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE None"),
                                       ({"GOMP_SPINCOUNT": "100"}, "None 100")])
 def test_openmp_workers_spin_briefly_unless_the_user_says(env, want):
-    """runtime sets GOMP_SPINCOUNT=10000 before Numba's OpenMP pool starts, and leaves
+    """runtime sets GOMP_SPINCOUNT=100000 before Numba's OpenMP pool starts, and leaves
     the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT alone."""
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     code = "import os, runtime; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
