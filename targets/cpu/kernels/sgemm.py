@@ -39,16 +39,18 @@ def _voidptr(typingctx, addr):
 
 
 @intrinsic
-def _tile(typingctx, ap, bp, ldb, cp, ldc, kc, accum):
-    """C[0:MR, 0:NR] (+)= sum over k < kc of Ap[k, 0:MR] (outer) B[k, 0:NR].
+def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum):
+    """C[0:MR, 0:NR] (+)= sum over k < kc of A[0:MR, k] (outer) B[k, 0:NR].
 
-    ap: packed A panel (kc x MR, contiguous); bp: B's first row, rows ldb floats apart;
-    cp: C's first row, rows ldc floats apart; accum != 0 adds to C, else overwrites it.
-    The MR x NV accumulators are allocas that LLVM promotes to vector registers."""
-    sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp)
+    ap: A's element (0, 0), element (r, k) at r * ars + k * aks floats from it (a packed
+    panel: ars 1, aks MR; a row-major matrix read in place: ars its row length, aks 1);
+    bp: B's first row, rows ldb floats apart; cp: C's first row, rows ldc floats apart;
+    accum != 0 adds to C, else overwrites it. The MR x NV accumulators are allocas that
+    LLVM promotes to vector registers."""
+    sig = types.void(*(types.intp,) * 9)
 
     def codegen(context, builder, signature, args):
-        ap_i, bp_i, ldb, cp_i, ldc, kc, accum = args
+        ap_i, ars, aks, bp_i, ldb, cp_i, ldc, kc, accum = args
         f32 = ir.FloatType()
         vec = ir.VectorType(f32, 16)
         i32 = ir.IntType(32)
@@ -66,9 +68,9 @@ def _tile(typingctx, ap, bp, ldb, cp, ldc, kc, accum):
             b_row = builder.gep(b_base, [builder.mul(k, ldb)])
             bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, 16 * j)]), vec.as_pointer()),
                                align=4) for j in range(NV)]
-            a_row = builder.gep(a_base, [builder.mul(k, ir.Constant(idx, MR))])
+            a_col = builder.gep(a_base, [builder.mul(k, aks)])
             for i in range(MR):
-                a = builder.load(builder.gep(a_row, [ir.Constant(idx, i)]))
+                a = builder.load(builder.gep(a_col, [builder.mul(ars, ir.Constant(idx, i))]))
                 av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef, splat)
                 for j in range(NV):
                     builder.store(builder.call(fma, [av, bs[j], builder.load(accs[i][j])]), accs[i][j])
@@ -93,11 +95,11 @@ def _extent(rows, cols, s0, s1):
 
 
 @njit(cache=True, error_model="numpy")
-def _pack_a(A, sa0, sa1, M, k0, kc, ap):
-    """ap[i, k, r] = A[i*MR + r, k0 + k] (zero past row M)."""
+def _pack_a(A, sa0, sa1, M, m0, k0, kc, ap):
+    """ap[i, k, r] = A[m0 + i*MR + r, k0 + k] (zero past row M)."""
     for i in range(ap.shape[0]):
         for r in range(MR):
-            m = i * MR + r
+            m = m0 + i * MR + r
             if m < M:
                 base = m * sa0 + k0 * sa1
                 for k in range(kc):
@@ -134,13 +136,20 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc):
     B = carray(_voidptr(b), _extent(K, N, sb0, sb1), np.float32)
     C = carray(_voidptr(c), _extent(M, N, ldc, 1), np.float32)
     panels = (M + MR - 1) // MR
-    ap = np.empty((panels, min(K, KC), MR), np.float32)
+    # Row-major A is read in place but for a ragged last panel (it must be zero-padded);
+    # packing it all cost a small-N product most of its time (256x2304x49: its 2.4 MB read
+    # and written again for 49 columns).
+    in_place = sa1 == 1
+    packed = (panels if not in_place else (1 if M % MR else 0))
+    first_packed = panels - packed
+    ap = np.empty((max(packed, 1), min(K, KC), MR), np.float32)
     bt = np.empty((min(K, KC), NR), np.float32)
     ct = np.empty((MR, NR), np.float32)
     b_rows = sb1 == 1
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
-        _pack_a(A, sa0, sa1, M, k0, kc, ap)
+        if packed:
+            _pack_a(A, sa0, sa1, M, first_packed * MR, k0, kc, ap)
         accum = 1 if k0 > 0 else 0
         for j0 in range(0, N, NR):
             nr = min(NR, N - j0)
@@ -152,15 +161,19 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc):
             for i in range(panels):
                 i0 = i * MR
                 mr = min(MR, M - i0)
+                if i < first_packed:
+                    pa, ars, aks = a + 4 * (i0 * sa0 + k0), sa0, 1
+                else:
+                    pa, ars, aks = ap[i - first_packed].ctypes.data, 1, MR
                 if nr == NR and mr == MR:
-                    _tile(ap[i].ctypes.data, bp, ldb, c + 4 * (i0 * ldc + j0), ldc, kc, accum)
+                    _tile(pa, ars, aks, bp, ldb, c + 4 * (i0 * ldc + j0), ldc, kc, accum)
                     continue
                 # a ragged tile: through ct
                 if accum:
                     for r in range(mr):
                         for j in range(nr):
                             ct[r, j] = C[(i0 + r) * ldc + j0 + j]
-                _tile(ap[i].ctypes.data, bp, ldb, ct.ctypes.data, NR, kc, accum)
+                _tile(pa, ars, aks, bp, ldb, ct.ctypes.data, NR, kc, accum)
                 for r in range(mr):
                     for j in range(nr):
                         C[(i0 + r) * ldc + j0 + j] = ct[r, j]
