@@ -1,6 +1,7 @@
 """Winograd F(2x2, 3x3) convolutions (targets/cpu/kernels/nn.py: conv_winograd, picked by
 use_winograd): constant filters are transformed at compile time (lower_nn.py), others per
-call inside conv_fused. Oracle: onnx.reference."""
+call inside conv_fused. Only float64 convs take it (float32 ones run the im2col GEMM on
+sgemm.py's kernel, faster here), so the models below are float64. Oracle: onnx.reference."""
 import inspect
 
 import numpy as np
@@ -12,6 +13,7 @@ from targets.cpu.kernels import nn
 
 from .helpers import F, model, reference
 
+D = TensorProto.DOUBLE
 RNG = np.random.default_rng(11)
 
 
@@ -63,10 +65,10 @@ def _graph_source(fn, feeds):
     return inspect.getsource(getattr(graph, "py_func", graph))
 
 
-def _takes_winograd(n, c, m, h, w, pads, pretransformed=True):
+def _takes_winograd(n, c, m, h, w, pads, pretransformed=True, itemsize=8):
     oh, ow = _out_hw(h, w, pads)
     return nn.use_winograd((n, c, 1, h, w), (m, c, 1, 3, 3), (n, m, 1, oh, ow), (1, 1, 1), (0, pads[0], pads[1]),
-                           (1, 1, 1), 1, pretransformed)
+                           (1, 1, 1), 1, pretransformed, itemsize)
 
 
 # (N, C, M, H, W, pads (top, left, bottom, right), activation, residual)
@@ -85,7 +87,7 @@ CASES = {
 def test_winograd_matches_reference(name, tmp_path):
     n, c, m, h, w, pads, act, residual = CASES[name]
     assert _takes_winograd(n, c, m, h, w, pads)
-    mod = _conv_model(n, c, m, h, w, pads, act, residual)
+    mod = _conv_model(n, c, m, h, w, pads, act, residual, elem=D)
     feeds = _feeds(mod)
     want = reference(mod, feeds)[0]
     fn = compile(mod, cache_dir=str(tmp_path))
@@ -112,7 +114,7 @@ def test_filters_as_input_transform_per_call(tmp_path):
     """Filters that are not constants: conv_fused transforms them on each call."""
     n, c, m, h, w, pads = 2, 32, 32, 17, 16, (1, 1, 1, 1)
     assert _takes_winograd(n, c, m, h, w, pads, pretransformed=False)
-    mod = _conv_model(n, c, m, h, w, pads, ("Relu", {}), True, weights_as_input=True)
+    mod = _conv_model(n, c, m, h, w, pads, ("Relu", {}), True, elem=D, weights_as_input=True)
     feeds = _feeds(mod)
     fn = compile(mod, cache_dir=str(tmp_path))
     np.testing.assert_allclose(fn.run(feeds)["z"], reference(mod, feeds)[0], rtol=1e-4, atol=1e-5)
@@ -123,18 +125,19 @@ def test_choice():
     """Winograd only for 2-D 3x3 stride-1 dilation-1 ungrouped convs with enough channels and 2x2 output
     tiles (more of them when the filters are transformed on each call)."""
     assert _takes_winograd(1, 32, 32, 56, 56, (1, 1, 1, 1))
+    assert not _takes_winograd(1, 32, 32, 56, 56, (1, 1, 1, 1), itemsize=4)   # float32: the im2col GEMM
     assert _takes_winograd(1, 128, 128, 14, 14, (1, 1, 1, 1))
     assert _takes_winograd(4, 256, 256, 7, 7, (1, 1, 1, 1))
     assert not _takes_winograd(1, 4, 4, 56, 56, (1, 1, 1, 1))        # too few channels
     assert not _takes_winograd(1, 256, 256, 7, 7, (1, 1, 1, 1))      # too few tiles for the filters' traffic
     assert not _takes_winograd(1, 64, 64, 14, 14, (1, 1, 1, 1), pretransformed=False)
     shape = ((1, 32, 1, 16, 16), (32, 32, 1, 3, 3), (1, 32, 1, 16, 16))
-    assert not nn.use_winograd(*shape, (1, 1, 1), (0, 1, 1), (1, 1, 1), 2, True)      # grouped
-    assert not nn.use_winograd(*shape, (1, 1, 1), (0, 1, 1), (1, 1, 2), 1, True)      # dilated
+    assert not nn.use_winograd(*shape, (1, 1, 1), (0, 1, 1), (1, 1, 1), 2, True, 8)      # grouped
+    assert not nn.use_winograd(*shape, (1, 1, 1), (0, 1, 1), (1, 1, 2), 1, True, 8)      # dilated
     assert not nn.use_winograd((1, 32, 1, 16, 16), (32, 32, 1, 3, 3), (1, 32, 1, 8, 8),
-                               (1, 2, 2), (0, 1, 1), (1, 1, 1), 1, True)              # strided
+                               (1, 2, 2), (0, 1, 1), (1, 1, 1), 1, True, 8)              # strided
     assert not nn.use_winograd((1, 32, 1, 16, 16), (32, 32, 1, 5, 5), (1, 32, 1, 16, 16),
-                               (1, 1, 1), (0, 2, 2), (1, 1, 1), 1, True)              # 5x5
+                               (1, 1, 1), (0, 2, 2), (1, 1, 1), 1, True, 8)              # 5x5
 
 
 def test_cuda_lowering_keeps_conv_fused():
@@ -142,8 +145,8 @@ def test_cuda_lowering_keeps_conv_fused():
     import targets.cpu as cpu_target
     import targets.cuda as cuda_target
     from compiler.driver import lower_to_ir
-    mod = _conv_model(1, 32, 32, 16, 16, (1, 1, 1, 1))
-    meta = {"x": (np.dtype(np.float32), (1, 32, 16, 16), None)}
+    mod = _conv_model(1, 32, 32, 16, 16, (1, 1, 1, 1), elem=D)
+    meta = {"x": (np.dtype(np.float64), (1, 32, 16, 16), None)}
     calls = {t.NAME: [ln for ln in t.build(lower_to_ir(mod, meta), {})["source"].splitlines() if "L_nn." in ln]
              for t in (cpu_target, cuda_target)}
     assert "conv_winograd" in calls["cpu"][0] and "conv_fused" in calls["cuda"][0], calls

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 from compiler import compile
 from targets.cpu import elementwise
@@ -55,19 +55,20 @@ def _broadcast_chain():
                "s": RNG.standard_normal((1, 128, 1)).astype(np.float32)}
 
 
-def _cnn():
-    """3x3 convs (Winograd), a 1x1 conv (the input is the GEMM operand), a strided 3x3 (im2col),
-    with bias, ReLU and a residual Add in their epilogues."""
+def _cnn(dtype=np.float32):
+    """3x3 convs (Winograd in float64, im2col in float32), a 1x1 conv (the input is the GEMM
+    operand), a strided 3x3 (im2col), with bias, ReLU and a residual Add in their epilogues."""
     c, hw = 32, 40
-    w = lambda *s: (RNG.standard_normal(s) / np.sqrt(np.prod(s[1:]))).astype(np.float32)   # noqa: E731
-    inits = {"w1": w(c, c, 3, 3), "b1": RNG.standard_normal(c).astype(np.float32), "w2": w(c, c, 3, 3),
+    elem = TensorProto.DOUBLE if dtype == np.float64 else F
+    w = lambda *s: (RNG.standard_normal(s) / np.sqrt(np.prod(s[1:]))).astype(dtype)   # noqa: E731
+    inits = {"w1": w(c, c, 3, 3), "b1": RNG.standard_normal(c).astype(dtype), "w2": w(c, c, 3, 3),
              "w3": w(2 * c, c, 1, 1), "w4": w(2 * c, 2 * c, 3, 3)}
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["y1"], pads=[1] * 4), helper.make_node("Relu", ["y1"], ["r1"]),
              helper.make_node("Conv", ["r1", "w2"], ["y2"], pads=[1] * 4), helper.make_node("Add", ["y2", "x"], ["s"]),
              helper.make_node("Relu", ["s"], ["r2"]), helper.make_node("Conv", ["r2", "w3"], ["y3"]),
              helper.make_node("Conv", ["y3", "w4"], ["y4"], pads=[1] * 4, strides=[2, 2])]
-    m = model(nodes, [("x", F, [1, c, hw, hw])], [("y4", F, [1, 2 * c, hw // 2, hw // 2])], inits)
-    return m, {"x": RNG.standard_normal((1, c, hw, hw)).astype(np.float32)}
+    m = model(nodes, [("x", elem, [1, c, hw, hw])], [("y4", elem, [1, 2 * c, hw // 2, hw // 2])], inits)
+    return m, {"x": RNG.standard_normal((1, c, hw, hw)).astype(dtype)}
 
 
 def _mlp_row():
@@ -108,11 +109,13 @@ def test_mlp_row_splits_by_columns(tmp_path):
     assert text.count("gemm_cols(") == 2 and "gemm_rows(" not in text
 
 
-def test_cnn_takes_the_split_conv_paths(tmp_path):
-    m, feeds = _cnn()
+@pytest.mark.parametrize("dtype,calls", [(np.float32, ("conv_gemm_par(",)),
+                                         (np.float64, ("conv_winograd_par(", "conv_gemm_par("))])
+def test_cnn_takes_the_split_conv_paths(tmp_path, dtype, calls):
+    m, feeds = _cnn(dtype)
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
     text = _sources(str(tmp_path))
-    for call in ("conv_winograd_par(", "conv_gemm_par("):
+    for call in calls:
         assert call in text, call
 
 

@@ -117,7 +117,8 @@ def _winograd(node, geo):
     (only for the CPU library: the CUDA target reuses this lowering with its own)."""
     x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
     return nn_kernels.use_winograd(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
-                                   _t3(geo["pads_begin"], 0), _t3(geo["dilations"], 1), int(attr(node, "group", 1)), True)
+                                   _t3(geo["pads_begin"], 0), _t3(geo["dilations"], 1), int(attr(node, "group", 1)), True,
+                                   x.dtype.itemsize)
 
 
 @lower("ConvTranspose")

@@ -997,12 +997,19 @@ def conv_winograd_par(x, u, b, out, pads_begin, res, act, alpha, beta, parts):
 
 
 @njit(cache=True, error_model="numpy")
-def use_winograd(x_shape, w_shape, out_shape, strides, pads_begin, dilations, group, pretransformed):
+def use_winograd(x_shape, w_shape, out_shape, strides, pads_begin, dilations, group, pretransformed, itemsize):
     """Whether conv_fused (pretransformed False: it transforms the filters per call) or the lowering
     (True: filters transformed once at compile time) runs this conv as conv_winograd.
 
     Shapes are the rank-5 ones. Winograd needs a 2-D 3x3 kernel, stride 1, dilation 1, group 1;
-    it pays where GEMM work dominates its transforms (see WINO_MIN_*)."""
+    it pays where GEMM work dominates its transforms (see WINO_MIN_*), and only in float64: float32
+    GEMMs run on sgemm.py's kernel, and the im2col GEMM through it was as fast or faster than
+    Winograd on every ResNet 3x3 conv measured (1 thread, ms, Winograd / im2col: 32 channels 56x56
+    2.0-2.6 / 0.37-0.45, 64 28x28 0.39-0.50 / 0.41, 128 14x14 0.45-0.61 / 0.45-0.53, 256 7x7
+    0.96-1.08 / 0.68-0.71); its 16 small GEMMs (K = the channels) keep the tile in registers
+    only briefly."""
+    if itemsize == 4:
+        return False
     C, M = x_shape[1], w_shape[0]
     OH, OW = out_shape[3], out_shape[4]
     if not (group == 1 and x_shape[2] == 1 and out_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] == 3
@@ -1039,7 +1046,7 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     calls conv_gemm_par / conv_winograd_par where splitting them pays).
     """
     C, M = x.shape[1], w.shape[0]
-    if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False):
+    if use_winograd(x.shape, w.shape, out.shape, strides, pads_begin, dilations, group, False, x.itemsize):
         u = np.empty((16, M, C), dtype=x.dtype)
         winograd_weights(w, u)
         conv_winograd(x, u, b, out, pads_begin, res, act, alpha, beta)
