@@ -51,6 +51,28 @@ def test_own_sgemm_layouts(mkn):
             assert (base[:, n:] == 7).all()
 
 
+@pytest.mark.parametrize("mkn", [(13, 300, 45), (64, 40, 96), (2, 9, 5)])     # ragged tiles, whole ones, the BLAS
+@pytest.mark.parametrize("lohi", [(0.0, np.inf), (-0.5, 0.7), (-np.inf, np.inf)])  # Relu, Clip, none
+@pytest.mark.parametrize("residual", [False, True])
+def test_gemm_epilogue(mkn, lohi, residual):
+    """clamp(a @ b + bias [+ res], lo, hi): in the micro-kernel's registers or after the BLAS,
+    the unfused order (bias, then the residual, then the clamp); NaN passes the clamp."""
+    m, k, n = mkn
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    a[0, 0] = np.nan                                     # row 0 of the product is NaN
+    bias = rng.standard_normal(m).astype(np.float32)
+    res = rng.standard_normal((m, n + 3)).astype(np.float32)[:, :n] if residual else np.empty((0, 0), np.float32)
+    lo, hi = lohi
+    out = np.full((m, n + 2), 7, np.float32)
+    blas.gemm_epilogue(a, b, out[:, :n], bias, res, lo, hi)
+    v = a.astype(np.float64) @ b + bias[:, None] + (res if residual else 0)
+    want = np.where(v < lo, lo, v)
+    want = np.where(want > hi, hi, want)
+    np.testing.assert_allclose(out[:, :n], want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    assert np.isnan(out[0, :n]).all() and (out[:, n:] == 7).all()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dot_vectors(dtype):
     rng = np.random.default_rng(1)

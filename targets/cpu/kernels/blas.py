@@ -69,6 +69,41 @@ def _blas(double, ta, tb, M, N, K, a, lda, b, ldb, c, ldc):
 
 
 @njit(cache=True, error_model="numpy")
+def _takes_own(a, b, out):
+    """Whether a (M, K) @ b (K, N) -> out runs on sgemm.py's kernel."""
+    return (out.itemsize == 4 and a.shape[0] >= OWN_MIN_M and b.shape[1] >= OWN_MIN_N and a.shape[1] > 0
+            and a.strides[0] >= 0 and a.strides[1] >= 0 and b.strides[0] >= 0 and b.strides[1] >= 0
+            and out.strides[1] == 4)
+
+
+@njit(cache=True, error_model="numpy")
+def gemm_epilogue(a, b, out, bias, res, lo, hi):
+    """out = clamp(a @ b + bias[:, None] [+ res], lo, hi), the clamp as nn._clamp's (`lo if
+    v < lo`, then `hi if v > hi`: Relu is lo 0, hi inf). On sgemm.py's kernel the epilogue
+    runs in registers as each tile is stored, else after the BLAS, row by row. res: like out,
+    or size 0."""
+    M, N = out.shape
+    has_res = res.size > 0
+    if _takes_own(a, b, out) and (not has_res or res.strides[1] == 4):
+        b32 = np.ascontiguousarray(bias)
+        _own_sgemm(M, N, a.shape[1], a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, b.ctypes.data,
+                   b.strides[0] // 4, b.strides[1] // 4, out.ctypes.data, out.strides[0] // 4,
+                   b32.ctypes.data, res.ctypes.data if has_res else 0, res.strides[0] // 4 if has_res else 0,
+                   np.float32(lo), np.float32(hi))
+        return b32[0]     # used after the call: alive while the kernel reads it
+    gemm(a, b, out)
+    for m in range(M):
+        row = out[m]
+        for j in range(N):
+            v = row[j] + bias[m]
+            if has_res:
+                v = v + res[m, j]
+            v = lo if v < lo else v
+            row[j] = hi if v > hi else v
+    return bias[0]
+
+
+@njit(cache=True, error_model="numpy")
 def gemm(a, b, out):
     """out (M, N) = a (M, K) @ b (K, N), float32 or float64 (as np.dot: all three one dtype)."""
     M, K = a.shape
@@ -83,10 +118,10 @@ def gemm(a, b, out):
                 out[i, j] = 0
         return
     isz = out.itemsize
-    if (isz == 4 and M >= OWN_MIN_M and N >= OWN_MIN_N and a.strides[0] >= 0 and a.strides[1] >= 0
-            and b.strides[0] >= 0 and b.strides[1] >= 0 and out.strides[1] == 4):
+    if _takes_own(a, b, out):
         _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, b.ctypes.data,
-              b.strides[0] // 4, b.strides[1] // 4, out.ctypes.data, out.strides[0] // 4)
+                   b.strides[0] // 4, b.strides[1] // 4, out.ctypes.data, out.strides[0] // 4,
+                   0, 0, 0, np.float32(0), np.float32(0))
         return
     ta, lda = _operand(a, M, K)
     tb, ldb = _operand(b, K, N)

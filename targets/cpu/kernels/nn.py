@@ -20,7 +20,7 @@ Conventions shared by every kernel here:
 import numpy as np
 from numba import njit, prange
 
-from .blas import gemm
+from .blas import gemm, gemm_epilogue
 from .fastmath import logistic_rows32, sum64
 
 __all__ = [
@@ -314,9 +314,15 @@ EPI_ROW_MIN = 1024
 def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
     """tmp = a @ col (BLAS), then rows of out2 = act(tmp (cropped to OW of every Wp) + b [+ res2]).
 
-    tmp may be out2 itself when Wp == OW (no cropping)."""
-    gemm(a, col, tmp)
+    tmp may be out2 itself when Wp == OW (no cropping). Without cropping, the bias with Relu,
+    Clip or no activation (and a residual) run in the GEMM's own epilogue (blas.gemm_epilogue:
+    on sgemm.py's kernel, in registers as each tile is stored, no second pass over out2)."""
     rows = out2.shape[0]
+    if Wp == OW and (act == ACT_NONE or act == ACT_RELU or act == ACT_CLIP):
+        lo, hi = (alpha, beta) if act == ACT_CLIP else (0.0 if act == ACT_RELU else -np.inf, np.inf)
+        gemm_epilogue(a, col, out2, b[m0:m0 + rows], res2, lo, hi)
+        return
+    gemm(a, col, tmp)
     if Wp != OW:
         n_r = out2.shape[1] // OW
         for m in range(rows):

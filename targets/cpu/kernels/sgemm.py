@@ -39,18 +39,21 @@ def _voidptr(typingctx, addr):
 
 
 @intrinsic
-def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum):
-    """C[0:MR, 0:NR] (+)= sum over k < kc of A[0:MR, k] (outer) B[k, 0:NR].
+def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
+    """C[0:MR, 0:NR] (+)= sum over k < kc of A[0:MR, k] (outer) B[k, 0:NR], then, where bias
+    is not 0, the epilogue C = clamp(C + bias[r] [+ R], lo, hi) in registers.
 
     ap: A's element (0, 0), element (r, k) at r * ars + k * aks floats from it (a packed
     panel: ars 1, aks MR; a row-major matrix read in place: ars its row length, aks 1);
     bp: B's first row, rows ldb floats apart; cp: C's first row, rows ldc floats apart;
-    accum != 0 adds to C, else overwrites it. The MR x NV accumulators are allocas that
-    LLVM promotes to vector registers."""
-    sig = types.void(*(types.intp,) * 9)
+    accum != 0 adds to C, else overwrites it. bias: the tile's MR row biases (0: no
+    epilogue); res: R's first row, rows ldr apart (0: none); the clamp is `lo if v < lo`,
+    then `hi if v > hi` (NaN passes, as in nn._clamp). The MR x NV accumulators are allocas
+    that LLVM promotes to vector registers."""
+    sig = types.void(*(types.intp,) * 12, types.float32, types.float32)
 
     def codegen(context, builder, signature, args):
-        ap_i, ars, aks, bp_i, ldb, cp_i, ldc, kc, accum = args
+        ap_i, ars, aks, bp_i, ldb, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
         f32 = ir.FloatType()
         vec = ir.VectorType(f32, 16)
         i32 = ir.IntType(32)
@@ -75,15 +78,42 @@ def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum):
                 for j in range(NV):
                     builder.store(builder.call(fma, [av, bs[j], builder.load(accs[i][j])]), accs[i][j])
         add = builder.icmp_signed("!=", accum, ir.Constant(accum.type, 0))
-        for i in range(MR):
-            c_row = builder.gep(c_base, [builder.mul(ldc, ir.Constant(idx, i))])
-            for j in range(NV):
-                p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, 16 * j)]), vec.as_pointer())
-                v = builder.load(accs[i][j])
-                with builder.if_then(add):
-                    builder.store(builder.fadd(builder.load(p, align=4), v), p, align=4)
-                with builder.if_then(builder.not_(add)):
+        zero = ir.Constant(idx, 0)
+
+        def splat_of(x):
+            return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat)
+
+        def store(with_bias, with_res):
+            lo_v, hi_v = splat_of(lo), splat_of(hi)
+            for i in range(MR):
+                c_row = builder.gep(c_base, [builder.mul(ldc, ir.Constant(idx, i))])
+                if with_bias:
+                    b_v = splat_of(builder.load(builder.gep(builder.inttoptr(bias_i, f32.as_pointer()),
+                                                            [ir.Constant(idx, i)])))
+                if with_res:
+                    r_row = builder.gep(builder.inttoptr(res_i, f32.as_pointer()), [builder.mul(ldr, ir.Constant(idx, i))])
+                for j in range(NV):
+                    p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, 16 * j)]), vec.as_pointer())
+                    v = builder.load(accs[i][j])
+                    v = builder.select(add, builder.fadd(builder.load(p, align=4), v), v)
+                    if with_bias:
+                        v = builder.fadd(v, b_v)
+                        if with_res:
+                            q = builder.bitcast(builder.gep(r_row, [ir.Constant(idx, 16 * j)]), vec.as_pointer())
+                            v = builder.fadd(v, builder.load(q, align=4))
+                        v = builder.select(builder.fcmp_ordered("<", v, lo_v), lo_v, v)
+                        v = builder.select(builder.fcmp_ordered(">", v, hi_v), hi_v, v)
                     builder.store(v, p, align=4)
+
+        with builder.if_else(builder.icmp_signed("!=", bias_i, zero)) as (epilogue, plain):
+            with epilogue:
+                with builder.if_else(builder.icmp_signed("!=", res_i, zero)) as (with_res, no_res):
+                    with with_res:
+                        store(True, True)
+                    with no_res:
+                        store(True, False)
+            with plain:
+                store(False, False)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -128,13 +158,24 @@ def _pack_b(B, sb0, sb1, k0, kc, j0, nr, bt):
             bt[k, j] = 0
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _epilogue_value(v, bias, res, lo, hi):
+    """nn._epilogue's order for the ragged tiles the micro-kernel does not store itself."""
+    v = (v + bias) + res
+    v = lo if v < lo else v
+    return hi if v > hi else v
+
+
 @njit(cache=True, error_model="numpy")
-def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc):
+def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
     """Row-major C (M x N, rows ldc floats apart) = A @ B, the operands as addresses and
-    non-negative element strides."""
+    non-negative element strides; where bias is not 0, C = clamp(C + bias[row] [+ R], lo, hi)
+    (R at res, rows ldr apart, where res is not 0)."""
     A = carray(_voidptr(a), _extent(M, K, sa0, sa1), np.float32)
     B = carray(_voidptr(b), _extent(K, N, sb0, sb1), np.float32)
     C = carray(_voidptr(c), _extent(M, N, ldc, 1), np.float32)
+    Bias = carray(_voidptr(bias), M if bias != 0 else 0, np.float32)
+    R = carray(_voidptr(res), _extent(M, N, ldr, 1) if res != 0 else 0, np.float32)
     panels = (M + MR - 1) // MR
     # Row-major A is read in place but for a ragged last panel (it must be zero-padded);
     # packing it all cost a small-N product most of its time (256x2304x49: its 2.4 MB read
@@ -151,6 +192,8 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc):
         if packed:
             _pack_a(A, sa0, sa1, M, first_packed * MR, k0, kc, ap)
         accum = 1 if k0 > 0 else 0
+        last = k0 + KC >= K
+        epi = bias if last else 0
         for j0 in range(0, N, NR):
             nr = min(NR, N - j0)
             if b_rows and nr == NR:
@@ -166,32 +209,36 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc):
                 else:
                     pa, ars, aks = ap[i - first_packed].ctypes.data, 1, MR
                 if nr == NR and mr == MR:
-                    _tile(pa, ars, aks, bp, ldb, c + 4 * (i0 * ldc + j0), ldc, kc, accum)
+                    _tile(pa, ars, aks, bp, ldb, c + 4 * (i0 * ldc + j0), ldc, kc, accum,
+                          epi + 4 * i0 if epi != 0 else 0, res + 4 * (i0 * ldr + j0) if epi != 0 and res != 0 else 0,
+                          ldr, lo, hi)
                     continue
                 # a ragged tile: through ct
                 if accum:
                     for r in range(mr):
                         for j in range(nr):
                             ct[r, j] = C[(i0 + r) * ldc + j0 + j]
-                _tile(pa, ars, aks, bp, ldb, ct.ctypes.data, NR, kc, accum)
+                _tile(pa, ars, aks, bp, ldb, ct.ctypes.data, NR, kc, accum, 0, 0, 0, lo, hi)
                 for r in range(mr):
                     for j in range(nr):
-                        C[(i0 + r) * ldc + j0 + j] = ct[r, j]
+                        v = ct[r, j]
+                        if epi != 0:
+                            v = _epilogue_value(v, Bias[i0 + r], R[(i0 + r) * ldr + j0 + j] if res != 0 else 0, lo, hi)
+                        C[(i0 + r) * ldc + j0 + j] = v
     # the scratch arrays are read through addresses Numba cannot see: keep them alive
     return ap[0, 0, 0] + bt[0, 0] + ct[0, 0]
 
 
 
 _I = types.intp
-SIGNATURE = types.void(_I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I)
+SIGNATURE = types.void(*(_I,) * 14, types.float32, types.float32)
 
 
 @cfunc(SIGNATURE, cache=True, error_model="numpy")
-def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc):
-    """Row-major C (M x N, rows ldc floats apart) = A @ B, the operands as addresses and
-    non-negative element strides."""
-    _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc)
+def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
+    """_sgemm as a C callback (see the module docstring)."""
+    _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi)
 
 
-SYMBOL = "onnxjit_own_sgemm"
+SYMBOL = "onnxjit_own_sgemm_v2"   # the ABI version: code cached against another fails to link, not crash
 ll.add_symbol(SYMBOL, sgemm.address)
