@@ -314,23 +314,42 @@ EPI_ROW_MIN = 1024
 def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
     """tmp = a @ col (BLAS), then rows of out2 = act(tmp (cropped to OW of every Wp) + b [+ res2]).
 
-    tmp may be out2 itself when Wp == OW (no cropping). Without cropping, the bias with Relu,
-    Clip or no activation (and a residual) run in the GEMM's own epilogue (blas.gemm_epilogue:
-    on sgemm.py's kernel, in registers as each tile is stored, no second pass over out2)."""
+    tmp may be out2 itself when Wp == OW (no cropping). The bias with Relu, Clip or no
+    activation (and a residual) run in the GEMM's own epilogue without cropping
+    (blas.gemm_epilogue: on sgemm.py's kernel, in registers as each tile is stored), and in the
+    crop's copy with it: no second pass over out2 either way."""
     rows = out2.shape[0]
-    if Wp == OW and (act == ACT_NONE or act == ACT_RELU or act == ACT_CLIP):
-        lo, hi = (alpha, beta) if act == ACT_CLIP else (0.0 if act == ACT_RELU else -np.inf, np.inf)
+    clamped = act == ACT_NONE or act == ACT_RELU or act == ACT_CLIP
+    lo, hi = (alpha, beta) if act == ACT_CLIP else (0.0 if act == ACT_RELU else -np.inf, np.inf)
+    lo, hi = out2.dtype.type(lo), out2.dtype.type(hi)
+    if Wp == OW and clamped:
         gemm_epilogue(a, col, out2, b[m0:m0 + rows], res2, lo, hi)
         return
     gemm(a, col, tmp)
     if Wp != OW:
         n_r = out2.shape[1] // OW
+        has_res = res2.shape[0] > 0
         for m in range(rows):
-            for r in range(n_r):  # drop the Wp - OW junk columns of each row
+            bias = b[m0 + m]
+            for r in range(n_r):  # drop the Wp - OW junk columns of each row (with the epilogue if clamped)
                 src = tmp[m, r * Wp:r * Wp + OW]
                 dst = out2[m, r * OW:(r + 1) * OW]
-                for j in range(OW):
-                    dst[j] = src[j]
+                if not clamped:
+                    for j in range(OW):
+                        dst[j] = src[j]
+                elif has_res:
+                    rr = res2[m, r * OW:(r + 1) * OW]
+                    for j in range(OW):
+                        v = (src[j] + bias) + rr[j]
+                        v = lo if v < lo else v
+                        dst[j] = hi if v > hi else v
+                else:
+                    for j in range(OW):
+                        v = src[j] + bias
+                        v = lo if v < lo else v
+                        dst[j] = hi if v > hi else v
+        if clamped:
+            return
     if out2.shape[1] >= EPI_ROW_MIN:
         for m in range(rows):
             if res2.shape[0] > 0:
