@@ -10,7 +10,7 @@ from numba import njit, types
 
 import runtime.blas  # noqa: F401 (binds the symbols below before any kernel links)
 
-from .sgemm import SIGNATURE as _OWN_SIGNATURE, SYMBOL as _OWN_SYMBOL
+from .sgemm import SIGNATURE as _OWN_SIGNATURE, SYMBOL as _OWN_SYMBOL, clamp
 
 _I = types.intp          # each Fortran argument is a pointer
 _GEMM_SIG = types.void(_I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I)
@@ -78,8 +78,8 @@ def _takes_own(a, b, out):
 
 @njit(cache=True, error_model="numpy")
 def gemm_epilogue(a, b, out, bias, res, lo, hi):
-    """out = clamp(a @ b + bias[:, None] [+ res], lo, hi), the clamp as nn._clamp's (`lo if
-    v < lo`, then `hi if v > hi`: Relu is lo 0, hi inf). On sgemm.py's kernel the epilogue
+    """out = clamp(a @ b + bias[:, None] [+ res], lo, hi) (sgemm.clamp: Relu is lo 0, hi
+    inf). On sgemm.py's kernel the epilogue
     runs in registers as each tile is stored, else after the BLAS, row by row. res: like out,
     or size 0."""
     M, N = out.shape
@@ -98,8 +98,7 @@ def gemm_epilogue(a, b, out, bias, res, lo, hi):
             v = row[j] + bias[m]
             if has_res:
                 v = v + res[m, j]
-            v = lo if v < lo else v
-            row[j] = hi if v > hi else v
+            row[j] = clamp(v, lo, hi)
     return bias[0]
 
 

@@ -22,6 +22,7 @@ from numba import njit, prange
 
 from .blas import gemm, gemm_epilogue
 from .fastmath import logistic_rows32, sum64
+from .sgemm import clamp
 
 __all__ = [
     "conv",
@@ -340,14 +341,10 @@ def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
                 elif has_res:
                     rr = res2[m, r * OW:(r + 1) * OW]
                     for j in range(OW):
-                        v = (src[j] + bias) + rr[j]
-                        v = lo if v < lo else v
-                        dst[j] = hi if v > hi else v
+                        dst[j] = clamp((src[j] + bias) + rr[j], lo, hi)
                 else:
                     for j in range(OW):
-                        v = src[j] + bias
-                        v = lo if v < lo else v
-                        dst[j] = hi if v > hi else v
+                        dst[j] = clamp(src[j] + bias, lo, hi)
         if clamped:
             return
     if out2.shape[1] >= EPI_ROW_MIN:

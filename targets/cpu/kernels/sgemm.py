@@ -10,11 +10,12 @@ there. The IR is plain LLVM vectors (<16 x float>, llvm.fma), so the same code r
 (AOT for aarch64 splits each vector into four NEON registers).
 
 C (M x N) = A (M x K) @ B (K x N), every operand given as an address and element strides, so
-one compiled copy serves every layout. Kernels call it by symbol name (onnxjit_own_sgemm, bound
-below, like the BLAS in runtime/blas.py): a C callback compiled once, so its IR is not linked
-into and optimised again with every kernel that multiplies (that cost 2 s of cold compile per
-caller). A is packed into MR-row panels (KC deep); B is read
-in place where its rows are contiguous (only the ragged last panel is copied), else packed.
+one compiled copy serves every layout. Kernels call it by symbol name (SYMBOL, bound below,
+like the BLAS in runtime/blas.py): a C callback compiled once, so its IR is not linked into and
+optimised again with every kernel that multiplies (that cost 2 s of cold compile per caller).
+K runs in blocks of KC. A is read in place where its rows are contiguous (only a ragged last
+panel of MR rows is packed, zero-padded), else packed into MR-row panels; B likewise, read in
+place where its rows are contiguous (only a ragged last panel of NR columns is copied).
 Computing a small-N product transposed (C^T = B^T A^T, to vectorise along M) was tried and
 was slower on every shape measured, even 640x160x49: its tiles all go through a scatter."""
 import numpy as np
@@ -159,11 +160,17 @@ def _pack_b(B, sb0, sb1, k0, kc, j0, nr, bt):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _epilogue_value(v, bias, res, lo, hi):
-    """nn._epilogue's order for the ragged tiles the micro-kernel does not store itself."""
-    v = (v + bias) + res
+def clamp(v, lo, hi):
+    """`lo if v < lo`, then `hi if v > hi` (NaN passes): the GEMM epilogues' clamp, as nn._clamp's
+    and the micro-kernel's (Relu is lo 0, hi inf; no activation -inf, inf)."""
     v = lo if v < lo else v
     return hi if v > hi else v
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _epilogue_value(v, bias, res, lo, hi):
+    """nn._epilogue's order for the ragged tiles the micro-kernel does not store itself."""
+    return clamp((v + bias) + res, lo, hi)
 
 
 @njit(cache=True, error_model="numpy")
@@ -227,7 +234,6 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
                         C[(i0 + r) * ldc + j0 + j] = v
     # the scratch arrays are read through addresses Numba cannot see: keep them alive
     return ap[0, 0, 0] + bt[0, 0] + ct[0, 0]
-
 
 
 _I = types.intp
