@@ -1,13 +1,14 @@
 """A float32 GEMM of our own: a register-tiled micro-kernel written in LLVM IR, and the
 packing loops around it in Numba.
 
-Why not only the BLAS: on this project's AMD EPYC (Zen 5, AVX-512) machine neither MKL
+Why not only the BLAS: on a Zen 5 (AVX-512) machine neither MKL
 (its non-Intel code path) nor scipy's OpenBLAS used the 512-bit units: single-threaded they
 reached 45-100 GFLOPS on the suite's GEMMs (a ResNet 7x7 stem as 32x147x12544: MKL 2.66 ms,
 OpenBLAS 1.92), while onnxruntime's MLAS ran that conv in 0.70 ms. This micro-kernel, an
 8x32 tile of C held in 16 zmm registers through the whole K loop, runs at ~215 GFLOPS from L1
-there. The IR is plain LLVM vectors (<16 x float>, llvm.fma), so the same code retargets
-(AOT for aarch64 splits each vector into four NEON registers).
+there; on AVX2 (tile_shape) it holds 6x16 in 12 ymm registers. The IR is plain LLVM vectors
+(<W x float>, llvm.fma), so the same code retargets (AOT for aarch64 splits each vector
+into NEON registers).
 
 C (M x N) = A (M x K) @ B (K x N), every operand given as an address and element strides, so
 one compiled copy serves every layout. Kernels call it by symbol name (SYMBOL, bound below,
@@ -18,6 +19,8 @@ panel of MR rows is packed, zero-padded), else packed into MR-row panels; B like
 place where its rows are contiguous (only a ragged last panel of NR columns is copied).
 Computing a small-N product transposed (C^T = B^T A^T, to vectorise along M) was tried and
 was slower on every shape measured, even 640x160x49: its tiles all go through a scatter."""
+import os
+
 import numpy as np
 from llvmlite import ir
 import llvmlite.binding as ll
@@ -25,10 +28,28 @@ from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-MR = 8           # rows of C a tile: broadcast from packed A
-NV = 2           # 16-wide vectors a tile row
-NR = 16 * NV     # columns of C a tile: vector loads from B
-KC = 256         # depth of one packed block of A (8 x 256 floats: 8 KB a panel)
+
+
+def _target_features() -> str:
+    """The CPU features code is generated for: NUMBA_CPU_FEATURES when set (an AOT build for
+    another machine, as runtime/cache.environment_key reads it), else the host's."""
+    return os.environ.get("NUMBA_CPU_FEATURES") or ll.get_host_cpu_features().flatten()
+
+
+def tile_shape(features: str):
+    """(rows, vector width, vectors a row) of the C tile held in registers. 32 vector registers
+    of 16 floats (AVX-512): 8 x 32, 16 accumulators. 16 of 8 (AVX2, the Zen 3 machine): 6 x 16,
+    12 accumulators plus 2 B vectors and the A broadcast; the 8 x 32 tile there spilled its
+    accumulators and ran at a third of the BLAS. Anything else (NEON's 32 x 4 floats; SSE)
+    takes the AVX2 shape, which LLVM splits into 4-float halves."""
+    if "+avx512f" in features.split(","):
+        return 8, 16, 2
+    return 6, 8, 2
+
+
+MR, W, NV = tile_shape(_target_features())   # rows of C a tile, floats a vector, vectors a row
+NR = W * NV      # columns of C a tile: vector loads from B
+KC = 256         # depth of one packed block of A (MR x 256 floats: 6-8 KB a panel)
 
 
 @intrinsic
@@ -56,21 +77,21 @@ def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, ldr, 
     def codegen(context, builder, signature, args):
         ap_i, ars, aks, bp_i, ldb, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
         f32 = ir.FloatType()
-        vec = ir.VectorType(f32, 16)
+        vec = ir.VectorType(f32, W)
         i32 = ir.IntType(32)
         idx = ldb.type
         a_base = builder.inttoptr(ap_i, f32.as_pointer())
         b_base = builder.inttoptr(bp_i, f32.as_pointer())
         c_base = builder.inttoptr(cp_i, f32.as_pointer())
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma.v16f32")
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{W}f32")
         undef = ir.Constant(vec, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(i32, 16), [0] * 16)
-        accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * 16)) for _ in range(NV)]
+        splat = ir.Constant(ir.VectorType(i32, W), [0] * W)
+        accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * W)) for _ in range(NV)]
                 for _ in range(MR)]
         with cgutils.for_range(builder, kc) as loop:
             k = loop.index
             b_row = builder.gep(b_base, [builder.mul(k, ldb)])
-            bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, 16 * j)]), vec.as_pointer()),
+            bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, W * j)]), vec.as_pointer()),
                                align=4) for j in range(NV)]
             a_col = builder.gep(a_base, [builder.mul(k, aks)])
             for i in range(MR):
@@ -94,13 +115,13 @@ def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, ldr, 
                 if with_res:
                     r_row = builder.gep(builder.inttoptr(res_i, f32.as_pointer()), [builder.mul(ldr, ir.Constant(idx, i))])
                 for j in range(NV):
-                    p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, 16 * j)]), vec.as_pointer())
+                    p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
                     v = builder.load(accs[i][j])
                     v = builder.select(add, builder.fadd(builder.load(p, align=4), v), v)
                     if with_bias:
                         v = builder.fadd(v, b_v)
                         if with_res:
-                            q = builder.bitcast(builder.gep(r_row, [ir.Constant(idx, 16 * j)]), vec.as_pointer())
+                            q = builder.bitcast(builder.gep(r_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
                             v = builder.fadd(v, builder.load(q, align=4))
                         v = builder.select(builder.fcmp_ordered("<", v, lo_v), lo_v, v)
                         v = builder.select(builder.fcmp_ordered(">", v, hi_v), hi_v, v)
