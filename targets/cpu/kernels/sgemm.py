@@ -14,9 +14,9 @@ C (M x N) = A (M x K) @ B (K x N), every operand given as an address and element
 one compiled copy serves every layout. Kernels call it by symbol name (SYMBOL, bound below,
 like the BLAS in runtime/blas.py): a C callback compiled once, so its IR is not linked into and
 optimised again with every kernel that multiplies (that cost 2 s of cold compile per caller).
-K runs in blocks of KC. A is read in place where its rows are contiguous (only a ragged last
-panel of MR rows is packed, zero-padded), else packed into MR-row panels; B likewise, read in
-place where its rows are contiguous (only a ragged last panel of NR columns is copied).
+K runs in even blocks of at most KC. A is read in place where its rows are contiguous (a
+ragged last panel too: the tile takes its row count), else packed into MR-row panels. B is
+always packed, NC columns at a time, into NR-column panels read along B's rows (see _pack_b).
 Computing a small-N product transposed (C^T = B^T A^T, to vectorise along M) was tried and
 was slower on every shape measured, even 640x160x49: its tiles all go through a scatter."""
 import os
@@ -50,6 +50,7 @@ def tile_shape(features: str):
 MR, W, NV = tile_shape(_target_features())   # rows of C a tile, floats a vector, vectors a row
 NR = W * NV      # columns of C a tile: vector loads from B
 KC = 256         # depth of one packed block of A (MR x 256 floats: 6-8 KB a panel)
+NC = 128         # columns of B packed at a time (KC x 128 floats: 128 KB, in L2)
 
 
 @intrinsic
@@ -61,21 +62,37 @@ def _voidptr(typingctx, addr):
 
 
 @intrinsic
-def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
-    """C[0:MR, 0:NR] (+)= sum over k < kc of A[0:MR, k] (outer) B[k, 0:NR], then, where bias
-    is not 0, the epilogue C = clamp(C + bias[r] [+ R], lo, hi) in registers.
+def _copy_nr(typingctx, dst, src):
+    """NR floats from address src to address dst, as NV vector loads and stores (a loop of
+    Numba element copies stayed scalar: the arrays may alias and each index is checked)."""
+    def codegen(context, builder, signature, args):
+        vp = ir.VectorType(ir.FloatType(), W).as_pointer()
+        d, s_ = (builder.inttoptr(x, ir.FloatType().as_pointer()) for x in args)
+        for j in range(NV):
+            off = [ir.Constant(args[0].type, W * j)]
+            v = builder.load(builder.bitcast(builder.gep(s_, off), vp), align=4)
+            builder.store(v, builder.bitcast(builder.gep(d, off), vp), align=4)
+        return context.get_dummy_value()
+    return types.void(types.intp, types.intp), codegen
+
+
+@intrinsic
+def _tile(typingctx, mr, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
+    """C[0:mr, 0:NR] (+)= sum over k < kc of A[0:mr, k] (outer) B[k, 0:NR], then, where bias
+    is not 0, the epilogue C = clamp(C + bias[r] [+ R], lo, hi) in registers (1 <= mr <= MR).
 
     ap: A's element (0, 0), element (r, k) at r * ars + k * aks floats from it (a packed
     panel: ars 1, aks MR; a row-major matrix read in place: ars its row length, aks 1);
     bp: B's first row, rows ldb floats apart; cp: C's first row, rows ldc floats apart;
-    accum != 0 adds to C, else overwrites it. bias: the tile's MR row biases (0: no
+    accum != 0 adds to C, else overwrites it. bias: the tile's mr row biases (0: no
     epilogue); res: R's first row, rows ldr apart (0: none); the clamp is `lo if v < lo`,
-    then `hi if v > hi` (NaN passes, as in nn._clamp). The MR x NV accumulators are allocas
-    that LLVM promotes to vector registers."""
-    sig = types.void(*(types.intp,) * 12, types.float32, types.float32)
+    then `hi if v > hi` (NaN passes, as in nn._clamp). Each row count has its own copy of the
+    loop (a ragged last panel of A is read in place, not padded); its mr x NV accumulators
+    are allocas that LLVM promotes to vector registers."""
+    sig = types.void(*(types.intp,) * 13, types.float32, types.float32)
 
     def codegen(context, builder, signature, args):
-        ap_i, ars, aks, bp_i, ldb, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
+        mr, ap_i, ars, aks, bp_i, ldb, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
         f32 = ir.FloatType()
         vec = ir.VectorType(f32, W)
         i32 = ir.IntType(32)
@@ -86,56 +103,62 @@ def _tile(typingctx, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, ldr, 
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{W}f32")
         undef = ir.Constant(vec, ir.Undefined)
         splat = ir.Constant(ir.VectorType(i32, W), [0] * W)
-        accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * W)) for _ in range(NV)]
-                for _ in range(MR)]
-        with cgutils.for_range(builder, kc) as loop:
-            k = loop.index
-            b_row = builder.gep(b_base, [builder.mul(k, ldb)])
-            bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, W * j)]), vec.as_pointer()),
-                               align=4) for j in range(NV)]
-            a_col = builder.gep(a_base, [builder.mul(k, aks)])
-            for i in range(MR):
-                a = builder.load(builder.gep(a_col, [builder.mul(ars, ir.Constant(idx, i))]))
-                av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef, splat)
-                for j in range(NV):
-                    builder.store(builder.call(fma, [av, bs[j], builder.load(accs[i][j])]), accs[i][j])
         add = builder.icmp_signed("!=", accum, ir.Constant(accum.type, 0))
         zero = ir.Constant(idx, 0)
 
         def splat_of(x):
             return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat)
 
-        def store(with_bias, with_res):
-            lo_v, hi_v = splat_of(lo), splat_of(hi)
-            for i in range(MR):
-                c_row = builder.gep(c_base, [builder.mul(ldc, ir.Constant(idx, i))])
-                if with_bias:
-                    b_v = splat_of(builder.load(builder.gep(builder.inttoptr(bias_i, f32.as_pointer()),
-                                                            [ir.Constant(idx, i)])))
-                if with_res:
-                    r_row = builder.gep(builder.inttoptr(res_i, f32.as_pointer()), [builder.mul(ldr, ir.Constant(idx, i))])
-                for j in range(NV):
-                    p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
-                    v = builder.load(accs[i][j])
-                    v = builder.select(add, builder.fadd(builder.load(p, align=4), v), v)
-                    if with_bias:
-                        v = builder.fadd(v, b_v)
-                        if with_res:
-                            q = builder.bitcast(builder.gep(r_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
-                            v = builder.fadd(v, builder.load(q, align=4))
-                        v = builder.select(builder.fcmp_ordered("<", v, lo_v), lo_v, v)
-                        v = builder.select(builder.fcmp_ordered(">", v, hi_v), hi_v, v)
-                    builder.store(v, p, align=4)
+        def rows_block(rows):
+            accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * W)) for _ in range(NV)]
+                    for _ in range(rows)]
+            with cgutils.for_range(builder, kc) as loop:
+                k = loop.index
+                b_row = builder.gep(b_base, [builder.mul(k, ldb)])
+                bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, W * j)]), vec.as_pointer()),
+                                   align=4) for j in range(NV)]
+                a_col = builder.gep(a_base, [builder.mul(k, aks)])
+                for i in range(rows):
+                    av = splat_of(builder.load(builder.gep(a_col, [builder.mul(ars, ir.Constant(idx, i))])))
+                    for j in range(NV):
+                        builder.store(builder.call(fma, [av, bs[j], builder.load(accs[i][j])]), accs[i][j])
 
-        with builder.if_else(builder.icmp_signed("!=", bias_i, zero)) as (epilogue, plain):
-            with epilogue:
-                with builder.if_else(builder.icmp_signed("!=", res_i, zero)) as (with_res, no_res):
-                    with with_res:
-                        store(True, True)
-                    with no_res:
-                        store(True, False)
-            with plain:
-                store(False, False)
+            def store(with_bias, with_res):
+                lo_v, hi_v = splat_of(lo), splat_of(hi)
+                for i in range(rows):
+                    c_row = builder.gep(c_base, [builder.mul(ldc, ir.Constant(idx, i))])
+                    if with_bias:
+                        b_v = splat_of(builder.load(builder.gep(builder.inttoptr(bias_i, f32.as_pointer()),
+                                                                [ir.Constant(idx, i)])))
+                    if with_res:
+                        r_row = builder.gep(builder.inttoptr(res_i, f32.as_pointer()),
+                                            [builder.mul(ldr, ir.Constant(idx, i))])
+                    for j in range(NV):
+                        p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
+                        v = builder.load(accs[i][j])
+                        v = builder.select(add, builder.fadd(builder.load(p, align=4), v), v)
+                        if with_bias:
+                            v = builder.fadd(v, b_v)
+                            if with_res:
+                                q = builder.bitcast(builder.gep(r_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
+                                v = builder.fadd(v, builder.load(q, align=4))
+                            v = builder.select(builder.fcmp_ordered("<", v, lo_v), lo_v, v)
+                            v = builder.select(builder.fcmp_ordered(">", v, hi_v), hi_v, v)
+                        builder.store(v, p, align=4)
+
+            with builder.if_else(builder.icmp_signed("!=", bias_i, zero)) as (epilogue, plain):
+                with epilogue:
+                    with builder.if_else(builder.icmp_signed("!=", res_i, zero)) as (with_res, no_res):
+                        with with_res:
+                            store(True, True)
+                        with no_res:
+                            store(True, False)
+                with plain:
+                    store(False, False)
+
+        for rows in range(1, MR + 1):
+            with builder.if_then(builder.icmp_signed("==", mr, ir.Constant(idx, rows))):
+                rows_block(rows)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -147,37 +170,47 @@ def _extent(rows, cols, s0, s1):
 
 
 @njit(cache=True, error_model="numpy")
-def _pack_a(A, sa0, sa1, M, m0, k0, kc, ap):
-    """ap[i, k, r] = A[m0 + i*MR + r, k0 + k] (zero past row M)."""
+def _pack_a(A, sa0, sa1, M, k0, kc, ap):
+    """ap[i, k, r] = A[i*MR + r, k0 + k] for the rows below M (the tile reads no further)."""
     for i in range(ap.shape[0]):
-        for r in range(MR):
-            m = m0 + i * MR + r
-            if m < M:
-                base = m * sa0 + k0 * sa1
-                for k in range(kc):
-                    ap[i, k, r] = A[base + k * sa1]
-            else:
-                for k in range(kc):
-                    ap[i, k, r] = 0
+        for r in range(min(MR, M - i * MR)):
+            base = (i * MR + r) * sa0 + k0 * sa1
+            for k in range(kc):
+                ap[i, k, r] = A[base + k * sa1]
 
 
 @njit(cache=True, error_model="numpy")
-def _pack_b(B, sb0, sb1, k0, kc, j0, nr, bt):
-    """bt[k, j] = B[k0 + k, j0 + j] (zero past column j0 + nr)."""
+def _pack_b(B, b, sb0, sb1, k0, kc, j0, nc, bp):
+    """bp[p, k, j] = B[k0 + k, j0 + p*NR + j] for the nc columns from j0 (zero past them; b:
+    B's address):
+    NR-column panels the tile reads with rows NR floats apart. B's rows are read along
+    their length (whole cache lines, in order); reading a panel in place, its rows ldb apart,
+    put every row of a 1024-column B in one L1 set (4 KB apart) and ran 128x256x1024 at 42
+    GFLOPS against 67 packed on the Zen 3."""
+    panels = (nc + NR - 1) // NR
+    flat = bp.reshape(bp.size)   # flat indices: a view a row cost an atomic refcount pair (2.8 GB/s)
+    ps = bp.shape[1] * NR        # floats a panel
     if sb0 == 1:     # B's columns contiguous (B is a transposed view): read along k
-        for j in range(nr):
+        for j in range(nc):
             base = k0 + (j0 + j) * sb1
+            d = (j // NR) * ps + j % NR
             for k in range(kc):
-                bt[k, j] = B[base + k]
+                flat[d + k * NR] = B[base + k]
     else:
         for k in range(kc):
             base = (k0 + k) * sb0 + j0 * sb1
-            row = bt[k]
-            for j in range(nr):
-                row[j] = B[base + j * sb1]
-    for k in range(kc):
-        for j in range(nr, NR):
-            bt[k, j] = 0
+            for p in range(panels):
+                d = p * ps + k * NR
+                c0 = p * NR
+                if sb1 == 1 and c0 + NR <= nc:
+                    _copy_nr(bp.ctypes.data + 4 * d, b + 4 * (base + c0))
+                else:
+                    for j in range(min(NR, nc - c0)):
+                        flat[d + j] = B[base + (c0 + j) * sb1]
+    for j in range(nc, panels * NR):
+        d = (j // NR) * ps + j % NR
+        for k in range(kc):
+            flat[d + k * NR] = 0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -205,39 +238,36 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
     Bias = carray(_voidptr(bias), M if bias != 0 else 0, np.float32)
     R = carray(_voidptr(res), _extent(M, N, ldr, 1) if res != 0 else 0, np.float32)
     panels = (M + MR - 1) // MR
-    # Row-major A is read in place but for a ragged last panel (it must be zero-padded);
-    # packing it all cost a small-N product most of its time (256x2304x49: its 2.4 MB read
-    # and written again for 49 columns).
-    in_place = sa1 == 1
-    packed = (panels if not in_place else (1 if M % MR else 0))
-    first_packed = panels - packed
-    ap = np.empty((max(packed, 1), min(K, KC), MR), np.float32)
-    bt = np.empty((min(K, KC), NR), np.float32)
+    # Row-major A is read in place (a ragged last panel too: the tile takes its row count);
+    # packing it cost a small-N product most of its time (256x2304x49: its 2.4 MB read and
+    # written again for 49 columns). K runs in even blocks of at most KC (288 as 256 + 32
+    # left a block too short to pay for its C reload).
+    packed = sa1 != 1
+    kb = (K + (K + KC - 1) // KC - 1) // ((K + KC - 1) // KC)
+    ap = np.empty((panels if packed else 1, kb, MR), np.float32)
+    bp = np.empty(((min(N, NC) + NR - 1) // NR, kb, NR), np.float32)
     ct = np.empty((MR, NR), np.float32)
-    b_rows = sb1 == 1
-    for k0 in range(0, K, KC):
-        kc = min(KC, K - k0)
+    for k0 in range(0, K, kb):
+        kc = min(kb, K - k0)
         if packed:
-            _pack_a(A, sa0, sa1, M, first_packed * MR, k0, kc, ap)
+            _pack_a(A, sa0, sa1, M, k0, kc, ap)
         accum = 1 if k0 > 0 else 0
-        last = k0 + KC >= K
-        epi = bias if last else 0
+        epi = bias if k0 + kb >= K else 0
         for j0 in range(0, N, NR):
             nr = min(NR, N - j0)
-            if b_rows and nr == NR:
-                bp, ldb = b + 4 * (k0 * sb0 + j0), sb0
-            else:
-                _pack_b(B, sb0, sb1, k0, kc, j0, nr, bt)
-                bp, ldb = bt.ctypes.data, NR
+            jb = j0 % NC
+            if jb == 0:
+                _pack_b(B, b, sb0, sb1, k0, kc, j0, min(NC, N - j0), bp)
+            pb = bp.ctypes.data + 4 * (jb // NR) * kb * NR
             for i in range(panels):
                 i0 = i * MR
                 mr = min(MR, M - i0)
-                if i < first_packed:
-                    pa, ars, aks = a + 4 * (i0 * sa0 + k0), sa0, 1
+                if packed:
+                    pa, ars, aks = ap.ctypes.data + 4 * i * kb * MR, 1, MR
                 else:
-                    pa, ars, aks = ap[i - first_packed].ctypes.data, 1, MR
-                if nr == NR and mr == MR:
-                    _tile(pa, ars, aks, bp, ldb, c + 4 * (i0 * ldc + j0), ldc, kc, accum,
+                    pa, ars, aks = a + 4 * (i0 * sa0 + k0), sa0, 1
+                if nr == NR:
+                    _tile(mr, pa, ars, aks, pb, NR, c + 4 * (i0 * ldc + j0), ldc, kc, accum,
                           epi + 4 * i0 if epi != 0 else 0, res + 4 * (i0 * ldr + j0) if epi != 0 and res != 0 else 0,
                           ldr, lo, hi)
                     continue
@@ -246,7 +276,7 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
                     for r in range(mr):
                         for j in range(nr):
                             ct[r, j] = C[(i0 + r) * ldc + j0 + j]
-                _tile(pa, ars, aks, bp, ldb, ct.ctypes.data, NR, kc, accum, 0, 0, 0, lo, hi)
+                _tile(mr, pa, ars, aks, pb, NR, ct.ctypes.data, NR, kc, accum, 0, 0, 0, lo, hi)
                 for r in range(mr):
                     for j in range(nr):
                         v = ct[r, j]
@@ -254,7 +284,7 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
                             v = _epilogue_value(v, Bias[i0 + r], R[(i0 + r) * ldr + j0 + j] if res != 0 else 0, lo, hi)
                         C[(i0 + r) * ldc + j0 + j] = v
     # the scratch arrays are read through addresses Numba cannot see: keep them alive
-    return ap[0, 0, 0] + bt[0, 0] + ct[0, 0]
+    return ap[0, 0, 0] + bp[0, 0, 0] + ct[0, 0]
 
 
 _I = types.intp
