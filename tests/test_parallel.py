@@ -1,4 +1,4 @@
-"""compile(threads=2) splits large work over Numba threads: GEMMs by rows (one row by columns),
+"""compile(threads=2) splits large work over Numba threads: GEMMs by columns (thin ones by rows),
 batched MatMuls by batch, Softmax/LayerNormalization by rows, fused elementwise
 loops by their first loop, convolutions by output channels or tile rows. Each model here is large enough to take those paths;
 the results must match onnx.reference, and threads=1 must stay serial."""
@@ -71,6 +71,13 @@ def _cnn(dtype=np.float32):
     return m, {"x": RNG.standard_normal((1, c, hw, hw)).astype(dtype)}
 
 
+def _tall_thin():
+    """A 512x64 @ 64x32 MatMul: too narrow for column bands, split by rows."""
+    m = model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", F, [512, 64])], [("y", F, [512, 32])],
+              {"w": RNG.standard_normal((64, 32)).astype(np.float32)})
+    return m, {"x": RNG.standard_normal((512, 64)).astype(np.float32)}
+
+
 def _mlp_row():
     """Batch-1 Gemm layers: a row times a 784x512 and a 512x512 matrix (split by columns
     on 2 threads), then a 512x10 one (serial)."""
@@ -83,7 +90,7 @@ def _mlp_row():
     return m, {"x": RNG.standard_normal((1, 784)).astype(np.float32)}
 
 
-@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain, _cnn, _mlp_row])
+@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain, _cnn, _mlp_row, _tall_thin])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threaded_kernels_match_reference(build, threads, tmp_path):
     m, feeds = build()
@@ -91,15 +98,22 @@ def test_threaded_kernels_match_reference(build, threads, tmp_path):
     for want, (name, g) in zip(reference(m, feeds), got.items()):
         np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4, err_msg=name)
     text = _sources(str(tmp_path))
-    assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(", "gemm_cols(")) == (threads == 2)
+    assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(", "gemm_cols(", "gemm_col_bands(")) == (threads == 2)
 
 
 def test_encoder_block_takes_every_split_path(tmp_path):
     m, feeds = _encoder_block()
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
     text = _sources(str(tmp_path))
-    for call in ("gemm_rows(", "layernorm_rows_par(", "softmax_rows_par(", "matmul_batched_par("):
+    for call in ("gemm_col_bands(", "layernorm_rows_par(", "softmax_rows_par(", "matmul_batched_par("):
         assert call in text, call
+
+
+def test_tall_thin_gemm_splits_by_rows(tmp_path):
+    m, feeds = _tall_thin()
+    compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
+    text = _sources(str(tmp_path))
+    assert "gemm_rows(" in text and "gemm_col_bands(" not in text
 
 
 def test_mlp_row_splits_by_columns(tmp_path):

@@ -356,6 +356,7 @@ def split_parts(em, rows: int, work: int) -> int:
 
 PARALLEL_GEMM_MACS = 1 << 19    # multiply-adds (~10 us): below this a GEMM runs on one thread (waking the other costs ~5 us)
 PARALLEL_GEMM_ROWS = 16         # rows per thread, at least
+PARALLEL_GEMM_COLUMNS = 64      # columns per thread from which a GEMM splits by columns (gemm_col_bands), not rows
 
 
 def gemm_parts(em, m: int, k: int, n: int, min_macs: int = PARALLEL_GEMM_MACS,
@@ -417,7 +418,8 @@ def _matmul(node, em):
         args = (f"{em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
                 f"{res}.reshape({source.ints((nb * m, n))})")
         parts = gemm_parts(em, nb * m, k, n)
-        em.emit(f"{em.lib('linalg')}.gemm_rows({args}, {parts})" if parts > 1 else f"{em.lib('linalg')}.gemm({args})")
+        fn = "gemm" if parts == 1 else "gemm_col_bands" if n >= PARALLEL_GEMM_COLUMNS * parts else "gemm_rows"
+        em.emit(f"{em.lib('linalg')}.{fn}({args}{f', {parts}' if parts > 1 else ''})")
         return
     matmul_batched(em, a, b, res)
 
