@@ -51,6 +51,27 @@ def test_own_sgemm_layouts(mkn):
             assert (base[:, n:] == 7).all()
 
 
+@pytest.mark.parametrize("mkn", [(8, 7, 32), (13, 600, 45), (4, 257, 16), (64, 513, 100), (1, 30, 17)])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_gemm_packed(mkn, parts):
+    """A constant B packed at compile time (sgemm.pack_panels): whole and ragged panels, K
+    across blocks, column bands (their edges on panels) as the lowering splits them."""
+    from targets.cpu.kernels import linalg, sgemm
+    m, k, n = mkn
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    bp = sgemm.pack_panels(b)
+    out = np.full((m, n + 3), 7, np.float32)
+    if parts == 1:
+        linalg.gemm_packed(a, bp, out[:, :n])
+    else:
+        linalg.gemm_packed_col_bands(a, bp, out[:, :n], parts)
+    np.testing.assert_allclose(out[:, :n], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    assert (out[:, n:] == 7).all()
+    with pytest.raises(ValueError):
+        linalg.gemm_packed(a, bp[:-1], out[:, :n])
+
+
 @pytest.mark.parametrize("mkn", [(13, 300, 45), (64, 40, 96), (2, 9, 5)])     # ragged tiles, whole ones, the BLAS
 @pytest.mark.parametrize("lohi", [(0.0, np.inf), (-0.5, 0.7), (-np.inf, np.inf)])  # Relu, Clip, none
 @pytest.mark.parametrize("residual", [False, True])

@@ -72,10 +72,13 @@ def _cnn(dtype=np.float32):
 
 
 def _tall_thin():
-    """A 512x64 @ 64x32 MatMul: too narrow for column bands, split by rows."""
-    m = model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", F, [512, 64])], [("y", F, [512, 32])],
+    """A 512x64 @ 64x32 MatMul (too narrow for column bands: split by rows), then a product
+    by a 32x256 input (no constant to pack: plain column bands)."""
+    m = model([helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("MatMul", ["y", "z"], ["u"])],
+              [("x", F, [512, 64]), ("z", F, [32, 256])], [("u", F, [512, 256])],
               {"w": RNG.standard_normal((64, 32)).astype(np.float32)})
-    return m, {"x": RNG.standard_normal((512, 64)).astype(np.float32)}
+    return m, {"x": RNG.standard_normal((512, 64)).astype(np.float32),
+               "z": RNG.standard_normal((32, 256)).astype(np.float32)}
 
 
 def _mlp_row():
@@ -98,22 +101,22 @@ def test_threaded_kernels_match_reference(build, threads, tmp_path):
     for want, (name, g) in zip(reference(m, feeds), got.items()):
         np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-4, err_msg=name)
     text = _sources(str(tmp_path))
-    assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(", "gemm_cols(", "gemm_col_bands(")) == (threads == 2)
+    assert any(mark in text for mark in ("prange(", "_par(", "gemm_rows(", "gemm_cols(", "col_bands(")) == (threads == 2)
 
 
 def test_encoder_block_takes_every_split_path(tmp_path):
     m, feeds = _encoder_block()
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
     text = _sources(str(tmp_path))
-    for call in ("gemm_col_bands(", "layernorm_rows_par(", "softmax_rows_par(", "matmul_batched_par("):
+    for call in ("gemm_packed_col_bands(", "layernorm_rows_par(", "softmax_rows_par(", "matmul_batched_par("):
         assert call in text, call
 
 
-def test_tall_thin_gemm_splits_by_rows(tmp_path):
+def test_gemms_split_by_rows_or_columns(tmp_path):
     m, feeds = _tall_thin()
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
     text = _sources(str(tmp_path))
-    assert "gemm_rows(" in text and "gemm_col_bands(" not in text
+    assert "gemm_rows(" in text and "gemm_col_bands(" in text
 
 
 def test_mlp_row_splits_by_columns(tmp_path):

@@ -14,6 +14,7 @@ from compiler.registry import DOMAINS, STD, domain_key
 
 from . import elementwise, source
 from .emitter import Emitter
+from .kernels import blas, sgemm
 from .kernels import reduce as reduce_kernels
 
 LOWER: dict = {}   # standard ops by name, other domains by (domain, name)
@@ -381,6 +382,12 @@ def gemv_parts(em, k: int, n: int) -> int:
     return gemm_parts(em, n, k, 1, PARALLEL_GEMV_ELEMENTS, PARALLEL_GEMV_COLUMNS)
 
 
+def _packs(m: int, k: int, n: int) -> bool:
+    """Whether a float32 GEMM by a constant takes the weight packed at compile time: the
+    shapes blas.gemm sends to our own kernel."""
+    return m >= blas.OWN_MIN_M and n >= blas.OWN_MIN_N and k > 0
+
+
 def matmul_shapes(a, b):
     """(a's shape, b's shape, batch shape) with 1-D operands made matrices, as numpy does."""
     a2 = (1,) + a.shape if len(a.shape) == 1 else a.shape
@@ -418,7 +425,12 @@ def _matmul(node, em):
         args = (f"{em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
                 f"{res}.reshape({source.ints((nb * m, n))})")
         parts = gemm_parts(em, nb * m, k, n)
-        fn = "gemm" if parts == 1 else "gemm_col_bands" if n >= PARALLEL_GEMM_COLUMNS * parts else "gemm_rows"
+        by_cols = n >= PARALLEL_GEMM_COLUMNS * parts
+        fn = "gemm" if parts == 1 else "gemm_col_bands" if by_cols else "gemm_rows"
+        if out.dtype == np.float32 and b.const is not None and (parts == 1 or by_cols) and _packs(nb * m, k, n):
+            packed = em.const(sgemm.pack_panels(np.asarray(b.const).reshape(k, n)))
+            args = f"{em[a]}.reshape({source.ints((nb * m, k))}), {packed}, {res}.reshape({source.ints((nb * m, n))})"
+            fn = "gemm_packed" if parts == 1 else "gemm_packed_col_bands"
         em.emit(f"{em.lib('linalg')}.{fn}({args}{f', {parts}' if parts > 1 else ''})")
         return
     matmul_batched(em, a, b, res)

@@ -10,7 +10,7 @@ from numba import njit, types
 
 import runtime.blas  # noqa: F401 (binds the symbols below before any kernel links)
 
-from .sgemm import SIGNATURE as _OWN_SIGNATURE, SYMBOL as _OWN_SYMBOL, clamp
+from .sgemm import NR, SIGNATURE as _OWN_SIGNATURE, SYMBOL as _OWN_SYMBOL, clamp
 
 _I = types.intp          # each Fortran argument is a pointer
 _GEMM_SIG = types.void(_I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I, _I)
@@ -128,6 +128,22 @@ def gemm(a, b, out):
         raise ValueError("gemm: an operand is strided along both dims (no BLAS layout)")
     ldc = max(out.strides[0] // isz if M > 1 else N, N, 1)
     _blas(isz == 8, ta, tb, M, N, K, a.ctypes.data, lda, b.ctypes.data, ldb, out.ctypes.data, ldc)
+
+
+@njit(cache=True, error_model="numpy")
+def gemm_packed(a, bp, out):
+    """out (M, N) = a (M, K) @ B, float32, B as sgemm.pack_panels laid it out (bp, flat)."""
+    M, K = a.shape
+    N = out.shape[1]
+    if bp.size != (N + NR - 1) // NR * K * NR or out.shape[0] != M:
+        raise ValueError("gemm_packed: shapes do not match")
+    if M == 0 or N == 0:
+        return bp[0]
+    if K == 0 or a.strides[0] < 0 or a.strides[1] < 0 or out.strides[1] != 4:
+        raise ValueError("gemm_packed: operands the kernel does not take")
+    _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, bp.ctypes.data, -1, 0,
+               out.ctypes.data, out.strides[0] // 4, 0, 0, 0, np.float32(0), np.float32(0))
+    return bp[0]     # used after the call: alive while the kernel reads it
 
 
 @njit(cache=True, error_model="numpy")

@@ -2,7 +2,8 @@
 import numpy as np
 from numba import njit, prange
 
-from .blas import dot
+from .blas import dot, gemm_packed as _gemm_packed
+from .sgemm import NR
 
 
 @njit(cache=True, error_model="numpy")
@@ -34,15 +35,37 @@ def gemm_cols(a, b, out, parts):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def gemm_col_bands(a, b, out, parts):
-    """gemm (a matrix a) split into `parts` bands of columns, multiples of 16 wide, one per
+    """gemm (a matrix a) split into `parts` bands of columns, whole NR-column panels, one per
     thread: each thread packs only its band of b for the micro-kernel, where a row band packs
     all of it (128x256x1024 at 2 threads on the Zen 3: row bands spent ~18% of each thread
     packing b again)."""
     n = b.shape[1]
     for p in prange(parts):
-        lo = (p * n // parts) // 16 * 16
-        hi = ((p + 1) * n // parts) // 16 * 16 if p < parts - 1 else n
+        lo, hi = _band(n, p, parts)
         dot(a, b[:, lo:hi], out[:, lo:hi])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _band(n, p, parts):
+    """Columns lo .. hi of band p of `parts`: edges on the micro-kernel's NR-column panels."""
+    lo = (p * n // parts) // NR * NR
+    return lo, (((p + 1) * n // parts) // NR * NR if p < parts - 1 else n)
+
+
+@njit(cache=True, error_model="numpy")
+def gemm_packed(a, bp, out):
+    """out = a @ B, B a float32 constant packed at compile time (sgemm.pack_panels)."""
+    _gemm_packed(a, bp, out)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def gemm_packed_col_bands(a, bp, out, parts):
+    """gemm_packed in `parts` column bands, one per thread (as gemm_col_bands): a band of
+    whole panels is a contiguous slice of bp."""
+    n, k = out.shape[1], a.shape[1]
+    for p in prange(parts):
+        lo, hi = _band(n, p, parts)
+        _gemm_packed(a, bp[lo * k:(hi + NR - 1) // NR * NR * k], out[:, lo:hi])
 
 
 @njit(cache=True, error_model="numpy")

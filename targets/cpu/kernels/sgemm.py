@@ -213,6 +213,18 @@ def _pack_b(B, b, sb0, sb1, k0, kc, j0, nc, bp):
             flat[d + k * NR] = 0
 
 
+def pack_panels(b: np.ndarray) -> np.ndarray:
+    """A constant B (K x N) in the layout the tile reads, for compile time: NR-column panels
+    (the last zero-padded), each K x NR and contiguous, one after another (panel p, row k at
+    (p*K + k) * NR floats). onnxruntime packs constant MatMul weights once at session start;
+    packing them on every call cost us 10-20% of a weight GEMM read from L3."""
+    k, n = b.shape
+    panels = (n + NR - 1) // NR
+    padded = np.zeros((k, panels * NR), np.float32)
+    padded[:, :n] = b
+    return np.ascontiguousarray(padded.reshape(k, panels, NR).transpose(1, 0, 2)).reshape(-1)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def clamp(v, lo, hi):
     """`lo if v < lo`, then `hi if v > hi` (NaN passes): the GEMM epilogues' clamp, as nn._clamp's
@@ -231,9 +243,10 @@ def _epilogue_value(v, bias, res, lo, hi):
 def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
     """Row-major C (M x N, rows ldc floats apart) = A @ B, the operands as addresses and
     non-negative element strides; where bias is not 0, C = clamp(C + bias[row] [+ R], lo, hi)
-    (R at res, rows ldr apart, where res is not 0)."""
+    (R at res, rows ldr apart, where res is not 0). sb0 < 0: b is B as pack_panels laid it out."""
     A = carray(_voidptr(a), _extent(M, K, sa0, sa1), np.float32)
-    B = carray(_voidptr(b), _extent(K, N, sb0, sb1), np.float32)
+    prepacked = sb0 < 0
+    B = carray(_voidptr(b), _extent(K, N, sb0, sb1) if not prepacked else 0, np.float32)
     C = carray(_voidptr(c), _extent(M, N, ldc, 1), np.float32)
     Bias = carray(_voidptr(bias), M if bias != 0 else 0, np.float32)
     R = carray(_voidptr(res), _extent(M, N, ldr, 1) if res != 0 else 0, np.float32)
@@ -245,7 +258,7 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
     packed = sa1 != 1
     kb = (K + (K + KC - 1) // KC - 1) // ((K + KC - 1) // KC)
     ap = np.empty((panels if packed else 1, kb, MR), np.float32)
-    bp = np.empty(((min(N, NC) + NR - 1) // NR, kb, NR), np.float32)
+    bp = np.empty(((min(N, NC) + NR - 1) // NR if not prepacked else 1, kb, NR), np.float32)
     ct = np.empty((MR, NR), np.float32)
     for k0 in range(0, K, kb):
         kc = min(kb, K - k0)
@@ -255,10 +268,13 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
         epi = bias if k0 + kb >= K else 0
         for j0 in range(0, N, NR):
             nr = min(NR, N - j0)
-            jb = j0 % NC
-            if jb == 0:
-                _pack_b(B, b, sb0, sb1, k0, kc, j0, min(NC, N - j0), bp)
-            pb = bp.ctypes.data + 4 * (jb // NR) * kb * NR
+            if prepacked:
+                pb = b + 4 * ((j0 // NR) * K + k0) * NR
+            else:
+                jb = j0 % NC
+                if jb == 0:
+                    _pack_b(B, b, sb0, sb1, k0, kc, j0, min(NC, N - j0), bp)
+                pb = bp.ctypes.data + 4 * (jb // NR) * kb * NR
             for i in range(panels):
                 i0 = i * MR
                 mr = min(MR, M - i0)
