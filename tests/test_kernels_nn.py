@@ -183,6 +183,9 @@ CONV_CASES = [
     ((2, 8, 5, 6), (6, 4, 1, 1), dict(group=2), True),  # pointwise, grouped
     ((1, 8, 7, 6), (4, 8, 1, 1), dict(strides=[2, 2]), True),  # 1x1 strided: im2col path
     ((1, 3, 21, 22), (4, 3, 7, 7), dict(strides=[2, 2], pads=[3, 3, 2, 3]), True),  # a ResNet-style stem
+    # float32 im2col into panels: rows of 16+ outputs (vector copies at stride 2 and 1), panels across rows
+    ((1, 3, 40, 36), (8, 3, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1]), True),
+    ((1, 2, 8, 20), (4, 2, 3, 5), dict(), False),
     ((1, 3, 5, 6, 7), (4, 3, 2, 3, 2), dict(strides=[1, 2, 1], pads=[1, 0, 1, 0, 1, 1], dilations=[2, 1, 1]), True),
     ((2, 6, 4, 5, 4), (3, 2, 3, 1, 2), dict(group=3, auto_pad="SAME_LOWER"), True),
     # H/W stride 1 with wide enough rows: the padded-copy "wide" im2col path

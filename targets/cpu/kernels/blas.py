@@ -131,19 +131,24 @@ def gemm(a, b, out):
 
 
 @njit(cache=True, error_model="numpy")
-def gemm_packed(a, bp, out):
-    """out (M, N) = a (M, K) @ B, float32, B as sgemm.pack_panels laid it out (bp, flat)."""
+def gemm_packed(a, bp, out, bias, res, lo, hi):
+    """out (M, N) = a (M, K) @ B, float32, B as sgemm.pack_panels laid it out (bp, flat);
+    where bias has a size, out = clamp(a @ B + bias[:, None] [+ res], lo, hi) in registers
+    as gemm_epilogue's (res: like out, or size 0)."""
     M, K = a.shape
     N = out.shape[1]
     if bp.size != (N + NR - 1) // NR * K * NR or out.shape[0] != M:
         raise ValueError("gemm_packed: shapes do not match")
     if M == 0 or N == 0:
         return bp[0]
-    if K == 0 or a.strides[0] < 0 or a.strides[1] < 0 or out.strides[1] != 4:
+    has_res = res.size > 0
+    if K == 0 or a.strides[0] < 0 or a.strides[1] < 0 or out.strides[1] != 4 or (has_res and res.strides[1] != 4):
         raise ValueError("gemm_packed: operands the kernel does not take")
+    b32 = np.ascontiguousarray(bias)
     _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, bp.ctypes.data, -1, 0,
-               out.ctypes.data, out.strides[0] // 4, 0, 0, 0, np.float32(0), np.float32(0))
-    return bp[0]     # used after the call: alive while the kernel reads it
+               out.ctypes.data, out.strides[0] // 4, b32.ctypes.data if bias.size > 0 else 0,
+               res.ctypes.data if has_res else 0, res.strides[0] // 4 if has_res else 0, np.float32(lo), np.float32(hi))
+    return bp[0] + (b32[0] if bias.size > 0 else 0)     # used after the call: alive while the kernel reads them
 
 
 @njit(cache=True, error_model="numpy")

@@ -55,7 +55,7 @@ def _band(n, p, parts):
 @njit(cache=True, error_model="numpy")
 def gemm_packed(a, bp, out):
     """out = a @ B, B a float32 constant packed at compile time (sgemm.pack_panels)."""
-    _gemm_packed(a, bp, out)
+    _gemm_packed(a, bp, out, np.empty(0, np.float32), np.empty((0, 0), np.float32), 0.0, 0.0)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -65,7 +65,7 @@ def gemm_packed_col_bands(a, bp, out, parts):
     n, k = out.shape[1], a.shape[1]
     for p in prange(parts):
         lo, hi = _band(n, p, parts)
-        _gemm_packed(a, bp[lo * k:(hi + NR - 1) // NR * NR * k], out[:, lo:hi])
+        _gemm_packed(a, bp[lo * k:(hi + NR - 1) // NR * NR * k], out[:, lo:hi], np.empty(0, np.float32), np.empty((0, 0), np.float32), 0.0, 0.0)
 
 
 @njit(cache=True, error_model="numpy")

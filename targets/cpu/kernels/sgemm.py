@@ -62,7 +62,7 @@ def _voidptr(typingctx, addr):
 
 
 @intrinsic
-def _copy_nr(typingctx, dst, src):
+def copy_nr(typingctx, dst, src):
     """NR floats from address src to address dst, as NV vector loads and stores (a loop of
     Numba element copies stayed scalar: the arrays may alias and each index is checked)."""
     def codegen(context, builder, signature, args):
@@ -72,6 +72,23 @@ def _copy_nr(typingctx, dst, src):
             off = [ir.Constant(args[0].type, W * j)]
             v = builder.load(builder.bitcast(builder.gep(s_, off), vp), align=4)
             builder.store(v, builder.bitcast(builder.gep(d, off), vp), align=4)
+        return context.get_dummy_value()
+    return types.void(types.intp, types.intp), codegen
+
+
+@intrinsic
+def copy_nr_even(typingctx, dst, src):
+    """dst[j] = src[2*j] for NR floats (a stride-2 im2col row), as vector loads and an
+    even-lane shuffle; it reads 2*NR floats from src."""
+    def codegen(context, builder, signature, args):
+        vp = ir.VectorType(ir.FloatType(), W).as_pointer()
+        d, s_ = (builder.inttoptr(x, ir.FloatType().as_pointer()) for x in args)
+        even = ir.Constant(ir.VectorType(ir.IntType(32), W), list(range(0, 2 * W, 2)))
+        for j in range(NV):
+            lo, hi = (builder.load(builder.bitcast(builder.gep(s_, [ir.Constant(args[1].type, 2 * W * j + h)]), vp),
+                                   align=4) for h in (0, W))
+            builder.store(builder.shuffle_vector(lo, hi, even),
+                          builder.bitcast(builder.gep(d, [ir.Constant(args[0].type, W * j)]), vp), align=4)
         return context.get_dummy_value()
     return types.void(types.intp, types.intp), codegen
 
@@ -203,7 +220,7 @@ def _pack_b(B, b, sb0, sb1, k0, kc, j0, nc, bp):
                 d = p * ps + k * NR
                 c0 = p * NR
                 if sb1 == 1 and c0 + NR <= nc:
-                    _copy_nr(bp.ctypes.data + 4 * d, b + 4 * (base + c0))
+                    copy_nr(bp.ctypes.data + 4 * d, b + 4 * (base + c0))
                 else:
                     for j in range(min(NR, nc - c0)):
                         flat[d + j] = B[base + (c0 + j) * sb1]
