@@ -422,15 +422,16 @@ def _matmul(node, em):
         em.emit(f"{em.lib('linalg')}.gemm_cols({args}, {parts})" if parts > 1 else f"{em.lib('linalg')}.gemm({args})")
         return
     if out.dtype.kind == "f" and len(b2) == 2:        # one big GEMM: fold the batch into rows
-        args = (f"{em[a]}.reshape({source.ints((nb * m, k))}), {em[b]}.reshape({source.ints((k, n))}), "
-                f"{res}.reshape({source.ints((nb * m, n))})")
         parts = gemm_parts(em, nb * m, k, n)
         by_cols = n >= PARALLEL_GEMM_COLUMNS * parts
-        fn = "gemm" if parts == 1 else "gemm_col_bands" if by_cols else "gemm_rows"
         if out.dtype == np.float32 and b.const is not None and (parts == 1 or by_cols) and _packs(nb * m, k, n):
-            packed = em.const(sgemm.pack_panels(np.asarray(b.const).reshape(k, n)))
-            args = f"{em[a]}.reshape({source.ints((nb * m, k))}), {packed}, {res}.reshape({source.ints((nb * m, n))})"
-            fn = "gemm_packed" if parts == 1 else "gemm_packed_col_bands"
+            # only the packed copy travels: em[b] would add the weight a second time
+            rhs, fn = em.const(sgemm.pack_panels(np.asarray(b.const).reshape(k, n))), "gemm_packed"
+        else:
+            rhs, fn = f"{em[b]}.reshape({source.ints((k, n))})", "gemm"
+        if parts > 1:
+            fn = f"{fn}_col_bands" if by_cols else "gemm_rows"
+        args = f"{em[a]}.reshape({source.ints((nb * m, k))}), {rhs}, {res}.reshape({source.ints((nb * m, n))})"
         em.emit(f"{em.lib('linalg')}.{fn}({args}{f', {parts}' if parts > 1 else ''})")
         return
     matmul_batched(em, a, b, res)

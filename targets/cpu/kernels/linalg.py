@@ -65,7 +65,7 @@ def gemm_packed_col_bands(a, bp, out, parts):
     n, k = out.shape[1], a.shape[1]
     for p in prange(parts):
         lo, hi = _band(n, p, parts)
-        _gemm_packed(a, bp[lo * k:(hi + NR - 1) // NR * NR * k], out[:, lo:hi], np.empty(0, np.float32), np.empty((0, 0), np.float32), 0.0, 0.0)
+        gemm_packed(a, bp[lo * k:(hi + NR - 1) // NR * NR * k], out[:, lo:hi])
 
 
 @njit(cache=True, error_model="numpy")

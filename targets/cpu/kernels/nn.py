@@ -212,28 +212,15 @@ def _tap_offsets(cg, kH, kW, dilations, Hp, Wp):
 
 
 @njit(cache=True, error_model="numpy")
-def _unfold_wide_panels(xp_flat, cg, kH, kW, dilations, Hp, Wp, OH, colp):
-    """_unfold_wide (2-D, float32) straight into the micro-kernel's panel layout
-    (sgemm.pack_panels: panel p, tap row r at (p*K + r) * NR): the GEMM then packs nothing,
-    where it read the whole im2col once more to pack it (a 32-channel 56x56 3x3 conv's col is
-    3.7 MB). xp_flat needs NR floats of slack past _unfold_wide's (the last panel's tail)."""
-    K = cg * kH * kW
-    offs = _tap_offsets(cg, kH, kW, dilations, Hp, Wp)
-    src, dst = xp_flat.ctypes.data, colp.ctypes.data
-    for p in range((OH * Wp + NR - 1) // NR):
-        for r in range(K):
-            copy_nr(dst + 4 * (p * K + r) * NR, src + 4 * (offs[r] + p * NR))
-    return xp_flat[0] + colp[0]     # read through addresses: alive until here
-
-
-@njit(cache=True, error_model="numpy")
 def _unfold_panels(xp_flat, cg, kH, kW, strides, dilations, Hp, Wp, OH, OW, colp):
-    """im2col of any 2-D float32 conv straight into the micro-kernel's panel layout (as
-    _unfold_wide_panels), from the zero-bordered image xp_flat (cg, Hp, Wp; 2*NR floats of
-    slack). A panel of NR output positions within one output row is a row copy per tap at
-    stride 1 or 2 (vector loads; stride 2 an even-lane shuffle), else a gather. The ResNet
-    7x7 stride-2 stem: its unfold by row segments, then the GEMM's own packing, cost 7.2 ms
-    against onnxruntime's 3.2 for the whole conv."""
+    """im2col of a 2-D float32 conv straight into the micro-kernel's panel layout
+    (sgemm.pack_panels: panel p, tap row r at (p*K + r) * NR), from the zero-bordered image
+    xp_flat (cg, Hp, Wp; 2*NR floats of slack at stride 2): the GEMM then packs nothing, where
+    it read the whole im2col once more to pack it. A panel of NR output positions within one
+    output row is a row copy per tap at stride 1 or 2 (vector loads; stride 2 an even-lane
+    shuffle), else a gather. The "wide" path passes its OH rows of Wp as one row of OH*Wp.
+    The ResNet 7x7 stride-2 stem: its unfold by row segments, then the GEMM's own packing,
+    cost 7.2 ms against onnxruntime's 3.2 for the whole conv."""
     sh, sw = strides[1], strides[2]
     K = cg * kH * kW
     P = OH * OW
@@ -1234,6 +1221,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
     pointwise = (kD * kH * kW == 1 and sd == 1 and sh == 1 and sw == 1
                  and pd == 0 and ph == 0 and pw == 0 and OD == D and OH == H and OW == W)
     wide = sh == 1 and sw == 1 and Wp * 8 <= OW * 9
+    panels = x.itemsize == 4 and D == 1 and kD == 1 and mg >= OWN_MIN_M    # float32 2-D: im2col into sgemm's panels
     if pointwise:
         # 1x1, stride 1, no pad: the input image already is the GEMM operand.
         x3 = x.reshape(N, C, D * H * W)
@@ -1244,11 +1232,10 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
                 _gemm_epi(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
     elif wide:
-        slack = (kW - 1) * dw + NR
+        slack = (kW - 1) * dw
         xp_flat = np.zeros(cg * Dp * Hp * Wp + slack, dtype=x.dtype)
         xp = xp_flat[:cg * Dp * Hp * Wp].reshape(cg, Dp, Hp, Wp)
         Pw = OD * OH * Wp
-        panels = x.itemsize == 4 and D == 1 and kD == 1 and mg >= OWN_MIN_M    # the shapes sgemm takes
         col = np.empty((K, Pw) if not panels else (0, 0), dtype=x.dtype)
         colp = np.empty((Pw + NR - 1) // NR * NR * K if panels else 0, dtype=x.dtype)
         tmp = np.empty((mg, Pw), dtype=x.dtype)
@@ -1259,12 +1246,12 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
                 if panels:
-                    _unfold_wide_panels(xp_flat, cg, kH, kW, dilations, Hp, Wp, OH, colp)
+                    _unfold_panels(xp_flat, cg, kH, kW, (1, 1, 1), dilations, Hp, Wp, 1, OH * Wp, colp)
                     _gemm_epi_panels(wg, colp, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
                 else:
                     _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
                     _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
-    elif x.itemsize == 4 and D == 1 and kD == 1 and mg >= OWN_MIN_M:
+    elif panels:
         Hp, Wp = (OH - 1) * sh + (kH - 1) * dh + 1, (OW - 1) * sw + (kW - 1) * dw + 1
         xp_flat = np.zeros(cg * Hp * Wp + 2 * NR, dtype=x.dtype)
         xp = xp_flat[:cg * Hp * Wp].reshape(cg, 1, Hp, Wp)

@@ -94,26 +94,26 @@ def copy_nr_even(typingctx, dst, src):
 
 
 @intrinsic
-def _tile(typingctx, mr, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
+def _tile(typingctx, mr, ap, ars, aks, bp, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
     """C[0:mr, 0:NR] (+)= sum over k < kc of A[0:mr, k] (outer) B[k, 0:NR], then, where bias
     is not 0, the epilogue C = clamp(C + bias[r] [+ R], lo, hi) in registers (1 <= mr <= MR).
 
     ap: A's element (0, 0), element (r, k) at r * ars + k * aks floats from it (a packed
     panel: ars 1, aks MR; a row-major matrix read in place: ars its row length, aks 1);
-    bp: B's first row, rows ldb floats apart; cp: C's first row, rows ldc floats apart;
+    bp: a packed B panel (rows NR floats apart); cp: C's first row, rows ldc floats apart;
     accum != 0 adds to C, else overwrites it. bias: the tile's mr row biases (0: no
     epilogue); res: R's first row, rows ldr apart (0: none); the clamp is `lo if v < lo`,
     then `hi if v > hi` (NaN passes, as in nn._clamp). Each row count has its own copy of the
     loop (a ragged last panel of A is read in place, not padded); its mr x NV accumulators
     are allocas that LLVM promotes to vector registers."""
-    sig = types.void(*(types.intp,) * 13, types.float32, types.float32)
+    sig = types.void(*(types.intp,) * 12, types.float32, types.float32)
 
     def codegen(context, builder, signature, args):
-        mr, ap_i, ars, aks, bp_i, ldb, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
+        mr, ap_i, ars, aks, bp_i, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
         f32 = ir.FloatType()
         vec = ir.VectorType(f32, W)
         i32 = ir.IntType(32)
-        idx = ldb.type
+        idx = ldc.type
         a_base = builder.inttoptr(ap_i, f32.as_pointer())
         b_base = builder.inttoptr(bp_i, f32.as_pointer())
         c_base = builder.inttoptr(cp_i, f32.as_pointer())
@@ -131,7 +131,7 @@ def _tile(typingctx, mr, ap, ars, aks, bp, ldb, cp, ldc, kc, accum, bias, res, l
                     for _ in range(rows)]
             with cgutils.for_range(builder, kc) as loop:
                 k = loop.index
-                b_row = builder.gep(b_base, [builder.mul(k, ldb)])
+                b_row = builder.gep(b_base, [builder.mul(k, ir.Constant(idx, NR))])
                 bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, W * j)]), vec.as_pointer()),
                                    align=4) for j in range(NV)]
                 a_col = builder.gep(a_base, [builder.mul(k, aks)])
@@ -198,9 +198,8 @@ def _pack_a(A, sa0, sa1, M, k0, kc, ap):
 
 @njit(cache=True, error_model="numpy")
 def _pack_b(B, b, sb0, sb1, k0, kc, j0, nc, bp):
-    """bp[p, k, j] = B[k0 + k, j0 + p*NR + j] for the nc columns from j0 (zero past them; b:
-    B's address):
-    NR-column panels the tile reads with rows NR floats apart. B's rows are read along
+    """bp[p, k, j] = B[k0 + k, j0 + p*NR + j] for the nc columns from j0, zero past them (b:
+    B's address): NR-column panels the tile reads with rows NR floats apart. B's rows are read along
     their length (whole cache lines, in order); reading a panel in place, its rows ldb apart,
     put every row of a 1024-column B in one L1 set (4 KB apart) and ran 128x256x1024 at 42
     GFLOPS against 67 packed on the Zen 3."""
@@ -300,7 +299,7 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
                 else:
                     pa, ars, aks = a + 4 * (i0 * sa0 + k0), sa0, 1
                 if nr == NR:
-                    _tile(mr, pa, ars, aks, pb, NR, c + 4 * (i0 * ldc + j0), ldc, kc, accum,
+                    _tile(mr, pa, ars, aks, pb, c + 4 * (i0 * ldc + j0), ldc, kc, accum,
                           epi + 4 * i0 if epi != 0 else 0, res + 4 * (i0 * ldr + j0) if epi != 0 and res != 0 else 0,
                           ldr, lo, hi)
                     continue
@@ -309,7 +308,7 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
                     for r in range(mr):
                         for j in range(nr):
                             ct[r, j] = C[(i0 + r) * ldc + j0 + j]
-                _tile(mr, pa, ars, aks, pb, NR, ct.ctypes.data, NR, kc, accum, 0, 0, 0, lo, hi)
+                _tile(mr, pa, ars, aks, pb, ct.ctypes.data, NR, kc, accum, 0, 0, 0, lo, hi)
                 for r in range(mr):
                     for j in range(nr):
                         v = ct[r, j]
