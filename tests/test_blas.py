@@ -72,6 +72,33 @@ def test_gemm_packed(mkn, parts):
         linalg.gemm_packed(a, bp[:-1], out[:, :n])
 
 
+@pytest.mark.parametrize("mkn", [(8, 5, 32), (13, 600, 45), (64, 37, 200), (3, 300, 7), (256, 2304, 61)])
+@pytest.mark.parametrize("epilogue", [False, True])
+def test_gemm_implicit(mkn, epilogue):
+    """B never built, its rows read at offsets into one array (a conv's taps in its image):
+    every tile shape and K block, the whole-K order for few columns, the epilogue in
+    registers and through the ragged tile; a row that would run past the array is refused."""
+    from targets.cpu.kernels import blas, sgemm
+    m, k, n = mkn
+    rng = np.random.default_rng(5)
+    span = (n + sgemm.NR - 1) // sgemm.NR * sgemm.NR
+    x = rng.standard_normal(4 * span + 64).astype(np.float32)
+    offs = rng.integers(0, x.size - span + 1, k).astype(np.int64)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    want = a.astype(np.float64) @ x[offs[:, None] + np.arange(n)]
+    bias, res = rng.standard_normal(m).astype(np.float32), rng.standard_normal((m, n)).astype(np.float32)
+    out = np.full((m, n), 7, np.float32)
+    if epilogue:
+        blas.gemm_implicit(a, x, offs, out, bias, res, np.float32(0), np.float32(np.inf))
+        want = np.maximum(want + bias[:, None] + res, 0)
+    else:
+        blas.gemm_implicit(a, x, offs, out, bias[:0], res[:0], np.float32(0), np.float32(0))
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    offs[0] = x.size - span + 1
+    with pytest.raises(ValueError):
+        blas.gemm_implicit(a, x, offs, out, bias[:0], res[:0], np.float32(0), np.float32(0))
+
+
 @pytest.mark.parametrize("mkn", [(13, 300, 45), (64, 40, 96), (2, 9, 5)])     # ragged tiles, whole ones, the BLAS
 @pytest.mark.parametrize("lohi", [(0.0, np.inf), (-0.5, 0.7), (-np.inf, np.inf)])  # Relu, Clip, none
 @pytest.mark.parametrize("residual", [False, True])

@@ -193,6 +193,10 @@ CONV_CASES = [
     ((1, 3, 7, 30), (4, 3, 3, 2), dict(dilations=[2, 2], pads=[0, 1, 2, 0]), False),
     ((1, 2, 7, 4, 20), (3, 2, 2, 3, 3), dict(strides=[2, 1, 1], pads=[1, 1, 1, 2, 1, 1], dilations=[2, 1, 1]), True),
     ((2, 3, 16), (4, 3, 3), dict(auto_pad="SAME_UPPER"), True),
+    # float32 implicit GEMM: phase images (stride 2 split by vector shuffles, odd pads; stride 3's
+    # nine phases with dilation), the image batch reusing its border
+    ((2, 5, 38, 41), (8, 5, 3, 3), dict(strides=[2, 2], pads=[0, 1, 1, 0]), True),
+    ((1, 4, 17, 19), (6, 4, 4, 4), dict(strides=[3, 3], dilations=[1, 2], pads=[2, 2, 1, 1]), False),
 ]
 
 

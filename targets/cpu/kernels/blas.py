@@ -87,7 +87,7 @@ def gemm_epilogue(a, b, out, bias, res, lo, hi):
     if _takes_own(a, b, out) and (not has_res or res.strides[1] == 4):
         b32 = np.ascontiguousarray(bias)
         _own_sgemm(M, N, a.shape[1], a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, b.ctypes.data,
-                   b.strides[0] // 4, b.strides[1] // 4, out.ctypes.data, out.strides[0] // 4,
+                   b.strides[0] // 4, b.strides[1] // 4, 0, out.ctypes.data, out.strides[0] // 4,
                    b32.ctypes.data, res.ctypes.data if has_res else 0, res.strides[0] // 4 if has_res else 0,
                    np.float32(lo), np.float32(hi))
         return b32[0]     # used after the call: alive while the kernel reads it
@@ -119,7 +119,7 @@ def gemm(a, b, out):
     isz = out.itemsize
     if _takes_own(a, b, out):
         _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, b.ctypes.data,
-                   b.strides[0] // 4, b.strides[1] // 4, out.ctypes.data, out.strides[0] // 4,
+                   b.strides[0] // 4, b.strides[1] // 4, 0, out.ctypes.data, out.strides[0] // 4,
                    0, 0, 0, np.float32(0), np.float32(0))
         return
     ta, lda = _operand(a, M, K)
@@ -145,10 +145,35 @@ def gemm_packed(a, bp, out, bias, res, lo, hi):
     if K == 0 or a.strides[0] < 0 or a.strides[1] < 0 or out.strides[1] != 4 or (has_res and res.strides[1] != 4):
         raise ValueError("gemm_packed: operands the kernel does not take")
     b32 = np.ascontiguousarray(bias)
-    _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, bp.ctypes.data, -1, 0,
+    _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, bp.ctypes.data, -1, 0, 0,
                out.ctypes.data, out.strides[0] // 4, b32.ctypes.data if bias.size > 0 else 0,
                res.ctypes.data if has_res else 0, res.strides[0] // 4 if has_res else 0, np.float32(lo), np.float32(hi))
     return bp[0] + (b32[0] if bias.size > 0 else 0)     # used after the call: alive while the kernel reads them
+
+
+@njit(cache=True, error_model="numpy")
+def gemm_implicit(a, x, offs, out, bias, res, lo, hi):
+    """out (M, N) = a (M, K) @ B, float32, where B[k, j] = x[offs[k] + j] is never built: the
+    implicit GEMM of a convolution, offs its taps' offsets in the zero-bordered image x (flat)
+    and j the output position there. The kernel reads whole NR-float rows, so x must hold
+    them (checked). bias, res, lo, hi: gemm_packed's epilogue."""
+    M, K = a.shape
+    N = out.shape[1]
+    if offs.shape[0] != K or out.shape[0] != M:
+        raise ValueError("gemm_implicit: shapes do not match")
+    if M == 0 or N == 0:
+        return 0.0
+    has_res = res.size > 0
+    if (K == 0 or a.strides[0] < 0 or a.strides[1] < 0 or out.strides[1] != 4 or (has_res and res.strides[1] != 4)
+            or x.strides[0] != 4):
+        raise ValueError("gemm_implicit: operands the kernel does not take")
+    if offs.min() < 0 or offs.max() + (N + NR - 1) // NR * NR > x.size:
+        raise ValueError("gemm_implicit: a row of B runs past x")
+    b32 = np.ascontiguousarray(bias)
+    _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, x.ctypes.data, 0, 0, offs.ctypes.data,
+               out.ctypes.data, out.strides[0] // 4, b32.ctypes.data if bias.size > 0 else 0,
+               res.ctypes.data if has_res else 0, res.strides[0] // 4 if has_res else 0, np.float32(lo), np.float32(hi))
+    return x[0] + offs[0] + (b32[0] if bias.size > 0 else 0)     # used after the call: alive while the kernel reads them
 
 
 @njit(cache=True, error_model="numpy")

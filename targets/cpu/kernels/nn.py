@@ -20,9 +20,9 @@ Conventions shared by every kernel here:
 import numpy as np
 from numba import njit, prange
 
-from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_packed
+from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_implicit, gemm_packed
 from .fastmath import logistic_rows32, sum64
-from .sgemm import NR, clamp, copy_nr, copy_nr_even
+from .sgemm import NR, W as VW, clamp, copy_nr, copy_nr_even, deinterleave_half, deinterleave_w
 
 __all__ = [
     "conv",
@@ -250,6 +250,159 @@ def _unfold_panels(xp_flat, cg, kH, kW, strides, dilations, Hp, Wp, OH, OW, colp
     return xp_flat[0] + colp[0]     # read through addresses: alive until here
 
 
+# ------------------------------------------------------------ implicit GEMM (float32 2-D)
+# A float32 2-D conv as a GEMM whose B is never built: the micro-kernel reads each tap's row of
+# NR output positions straight from a zero-bordered copy of the image (sgemm's indirect B,
+# through a table of tap offsets). Stride s becomes s*s phase images (rows and columns split by
+# their index mod s), in which every tap is again a contiguous row; output rows are laid Wq
+# apart there, and the Wq - OW columns past each row are computed and dropped. The im2col it
+# replaces wrote K x P floats per image and read them again (32 channels of 56x56, 3x3: 3.7 MB,
+# out of L2), and gathered element by element for outputs narrower than NR.
+# Taken unless those dropped columns would cost more than half as many panels again.
+IMPLICIT_MAX_WASTE = 1.5
+
+
+@njit(cache=True, error_model="numpy")
+def implicit_plan(cg, kH, kW, strides, dilations, OH, OW):
+    """(Hq, Wq, slot of each phase (-1: unused), slots, offs, floats of the image buffer):
+    phase (a, b) holds padded rows a, a + sh, ... and columns b, b + sw, ...; offs[r] is
+    im2col row r = (c, kh, kw)'s first tap in the buffer of slots x cg x Hq x Wq."""
+    sh, sw = strides[1], strides[2]
+    dh, dw = dilations[1], dilations[2]
+    Hq = OH + (kH - 1) * dh // sh
+    Wq = OW + (kW - 1) * dw // sw
+    slot = np.full(sh * sw, -1, np.int64)
+    slots = 0
+    for kh in range(kH):
+        for kw in range(kW):
+            ph = (kh * dh % sh) * sw + kw * dw % sw
+            if slot[ph] < 0:
+                slot[ph] = slots
+                slots += 1
+    plane = Hq * Wq
+    offs = np.empty(cg * kH * kW, np.int64)
+    r = 0
+    for c in range(cg):
+        for kh in range(kH):
+            for kw in range(kW):
+                ph = (kh * dh % sh) * sw + kw * dw % sw
+                offs[r] = (slot[ph] * cg + c) * plane + (kh * dh // sh) * Wq + kw * dw // sw
+                r += 1
+    # the tile reads whole rows of NR: a band of output rows from any row ends NR - 1 past them
+    size = max(slots * cg * plane, offs.max() + (OH - 1) * Wq + OW + NR)
+    return Hq, Wq, slot, slots, offs, size
+
+
+@njit(cache=True, error_model="numpy")
+def implicit_pays(cg, kH, kW, strides, dilations, OH, OW):
+    """Whether the implicit GEMM's dropped columns leave it within IMPLICIT_MAX_WASTE of the
+    panels an exact im2col would take."""
+    Wq = OW + (kW - 1) * dilations[2] // strides[2]
+    return (OH - 1) * Wq + OW + NR - 1 <= IMPLICIT_MAX_WASTE * (OH * OW + NR - 1)
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_pair(x, n, c0, cg, a, sh, ph, pw, Hq, Wq, s0, s1, xq):
+    """fill_phases' two column phases (slots s0, s1) of row phase a at stride 2 in one pass:
+    column pairs of each image row split by vector shuffles (element by element it cost the
+    ResNet stem's 7x7 stride-2 conv a tenth of its time). Chunks overlap at the end of the
+    span where a whole chunk's source lies inside the row; the few columns outside it (the
+    pads' edge) go one by one."""
+    H, W = x.shape[3], x.shape[4]
+    plane = Hq * Wq
+    jv0 = (pw + 1) // 2                  # the first column pair inside the row: 2j - pw >= 0
+    jv1 = min(Wq, (W + pw) // 2)         # past the last: 2j - pw + 2 <= W
+    width = VW if jv1 - jv0 >= VW else VW // 2
+    if jv1 - jv0 < width:
+        jv1 = jv0                        # too narrow: all one by one
+    for c in range(cg):
+        xc = x[n, c0 + c, 0]
+        for i in range(Hq):
+            ih = i * sh + a - ph
+            if ih < 0 or ih >= H:
+                continue
+            src = xc[ih]
+            d0, d1 = (s0 * cg + c) * plane + i * Wq, (s1 * cg + c) * plane + i * Wq
+            if jv1 > jv0:
+                sa, e, o = src.ctypes.data, xq.ctypes.data + 4 * d0, xq.ctypes.data + 4 * d1
+                j = jv0
+                while True:
+                    j = min(j, jv1 - width)
+                    if width == VW:
+                        deinterleave_w(e + 4 * j, o + 4 * j, sa + 4 * (2 * j - pw))
+                    else:
+                        deinterleave_half(e + 4 * j, o + 4 * j, sa + 4 * (2 * j - pw))
+                    if j + width >= jv1:
+                        break
+                    j += width
+            for j in range(Wq - (jv1 - jv0)):
+                j += (jv1 - jv0) if j >= jv0 else 0
+                u = 2 * j - pw
+                if 0 <= u < W:
+                    xq[d0 + j] = src[u]
+                if 0 <= u + 1 < W:
+                    xq[d1 + j] = src[u + 1]
+    return xq[0] + x[0, 0, 0, 0, 0]     # written through addresses: alive until here
+
+
+@njit(cache=True, error_model="numpy")
+def fill_phases(x, n, c0, cg, strides, pads_begin, Hq, Wq, slot, xq):
+    """The phase images of x[n, c0:c0+cg] (see implicit_plan) into xq; only the inside is
+    written, so the zeros of its border stay from the buffer's first fill."""
+    H, W = x.shape[3], x.shape[4]
+    sh, sw = strides[1], strides[2]
+    ph, pw = pads_begin[1], pads_begin[2]
+    plane = Hq * Wq
+    for a in range(sh):
+        if sw == 2 and slot[2 * a] >= 0 and slot[2 * a + 1] >= 0:
+            _fill_pair(x, n, c0, cg, a, sh, ph, pw, Hq, Wq, slot[2 * a], slot[2 * a + 1], xq)
+            continue
+        for b_ in range(sw):
+            s_ = slot[a * sw + b_]
+            if s_ < 0:
+                continue
+            j_lo = max(0, (pw - b_ + sw - 1) // sw)
+            j_hi = min(Wq, (W - 1 + pw - b_) // sw + 1)
+            for c in range(cg):
+                xc = x[n, c0 + c, 0]
+                base = (s_ * cg + c) * plane
+                for i in range(Hq):
+                    ih = i * sh + a - ph
+                    if ih < 0 or ih >= H:
+                        continue
+                    src = xc[ih]
+                    d = base + i * Wq
+                    if sw == 1:
+                        seg = src[j_lo + b_ - pw:j_hi + b_ - pw]
+                        dst = xq[d + j_lo:d + j_hi]
+                        for j in range(j_hi - j_lo):
+                            dst[j] = seg[j]
+                    else:
+                        for j in range(j_lo, j_hi):
+                            xq[d + j] = src[j * sw + b_ - pw]
+
+
+@njit(cache=True, error_model="numpy")
+def implicit_rows(wg, xq, offs, Wq, OW, oh0, oh1, tmp, o2, b, m0, r2, act, alpha, beta):
+    """Output rows oh0 .. oh1 (o2, r2: their (mg, (oh1 - oh0) * OW) block of out and of the
+    residual) = act(wg @ B + b [+ r2]), B the implicit GEMM's over the phase images xq. Where
+    no column is dropped (Wq == OW) and the activation is a clamp, the epilogue runs in the
+    micro-kernel's registers; else the GEMM fills tmp ((mg, (oh1 - oh0 - 1) * Wq + OW)) and
+    the crop applies it."""
+    q0 = oh0 * Wq
+    rows = o2.shape[0]
+    clamped, lo, hi = _clamp_bounds(act, alpha, beta, o2)
+    if Wq == OW:
+        if clamped:
+            gemm_implicit(wg, xq[q0:], offs, o2, b[m0:m0 + rows], r2, lo, hi)
+            return
+        gemm_implicit(wg, xq[q0:], offs, o2, b[:0], r2[:0], lo, hi)
+        _crop_epi(o2, o2, OW, OW, b, m0, r2, act, alpha, beta)
+        return
+    gemm_implicit(wg, xq[q0:], offs, tmp, b[:0], r2[:0], lo, hi)
+    _crop_epi(tmp, o2, Wq, OW, b, m0, r2, act, alpha, beta)
+
+
 # Epilogue codes (the lowering passes them as ints): out = act(conv + bias [+ residual]).
 ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SILU, ACT_LEAKY = range(8)
 # Below this a direct conv runs on one thread. A fork costs ~5 us on an idle machine but
@@ -401,28 +554,33 @@ def _clamp_bounds(act, alpha, beta, out2):
 
 
 @njit(cache=True, error_model="numpy")
+def _crop_row(src, dst, Wp, OW, bias, res, clamped, lo, hi):
+    """dst (rows of OW) = src (rows of Wp) without the Wp - OW junk columns past each row,
+    with the epilogue clamp(v + bias [+ res], lo, hi) where clamped (res: like dst, or size 0)."""
+    has_res = res.shape[0] > 0
+    for r in range(dst.shape[0] // OW):
+        s_ = src[r * Wp:r * Wp + OW]
+        d = dst[r * OW:(r + 1) * OW]
+        if not clamped:
+            for j in range(OW):
+                d[j] = s_[j]
+        elif has_res:
+            rr = res[r * OW:(r + 1) * OW]
+            for j in range(OW):
+                d[j] = clamp((s_[j] + bias) + rr[j], lo, hi)
+        else:
+            for j in range(OW):
+                d[j] = clamp(s_[j] + bias, lo, hi)
+
+
+@njit(cache=True, error_model="numpy")
 def _crop_epi(tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
     """_gemm_epi after its GEMM into tmp (out2 itself where Wp == OW)."""
     rows = out2.shape[0]
     clamped, lo, hi = _clamp_bounds(act, alpha, beta, out2)
     if Wp != OW:
-        n_r = out2.shape[1] // OW
-        has_res = res2.shape[0] > 0
         for m in range(rows):
-            bias = b[m0 + m]
-            for r in range(n_r):  # drop the Wp - OW junk columns of each row (with the epilogue if clamped)
-                src = tmp[m, r * Wp:r * Wp + OW]
-                dst = out2[m, r * OW:(r + 1) * OW]
-                if not clamped:
-                    for j in range(OW):
-                        dst[j] = src[j]
-                elif has_res:
-                    rr = res2[m, r * OW:(r + 1) * OW]
-                    for j in range(OW):
-                        dst[j] = clamp((src[j] + bias) + rr[j], lo, hi)
-                else:
-                    for j in range(OW):
-                        dst[j] = clamp(src[j] + bias, lo, hi)
+            _crop_row(tmp[m], out2[m], Wp, OW, b[m0 + m], res2[m] if res2.shape[0] > 0 else out2[m, :0], clamped, lo, hi)
         if clamped:
             return
     if out2.shape[1] >= EPI_ROW_MIN:
@@ -1137,11 +1295,11 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
     the Numba thread count to split large work over (a number, not numba.get_num_threads(),
     which would keep this function out of the disk cache).
     Depthwise and small-group convolutions run directly (no im2col); the others as
-    per-(group, image) im2col + BLAS GEMM, with the epilogue applied to each block
-    of output rows while it is in cache. Three GEMM paths: 1x1/stride 1/no pad uses x
-    directly as the GEMM operand; H/W stride 1 with little width padding builds
-    im2col from a padded copy in long contiguous runs ("wide" rows, cropped in the
-    epilogue); anything else uses the general im2col. Direct convolutions split their
+    per-(group, image) GEMMs, with the epilogue applied to each block of output rows while it
+    is in cache. GEMM paths: 1x1/stride 1/no pad uses x directly as the GEMM operand; float32
+    2-D convs are implicit GEMMs over phase images (implicit_plan: no im2col at all); the rest
+    build an im2col, from a padded copy in long contiguous runs where H/W stride is 1 and the
+    width padding small ("wide" rows, cropped in the epilogue), else the general one. Direct convolutions split their
     planes over Numba's threads; GEMM and Winograd convs run on one thread here (the lowering
     calls conv_gemm_par / conv_winograd_par where splitting them pays).
     """
@@ -1222,6 +1380,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                  and pd == 0 and ph == 0 and pw == 0 and OD == D and OH == H and OW == W)
     wide = sh == 1 and sw == 1 and Wp * 8 <= OW * 9
     panels = x.itemsize == 4 and D == 1 and kD == 1 and mg >= OWN_MIN_M    # float32 2-D: im2col into sgemm's panels
+    implicit = panels and implicit_pays(cg, kH, kW, strides, dilations, OH, OW)
     if pointwise:
         # 1x1, stride 1, no pad: the input image already is the GEMM operand.
         x3 = x.reshape(N, C, D * H * W)
@@ -1231,13 +1390,23 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
                 _gemm_epi(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
+    elif implicit:
+        Hq, Wq, slot, _, offs, size = implicit_plan(cg, kH, kW, strides, dilations, OH, OW)
+        xq = np.zeros(size, dtype=x.dtype)
+        tmp = np.empty((mg, (OH - 1) * Wq + OW) if Wq != OW else (0, 0), dtype=x.dtype)
+        for g in range(group):
+            wg = w2[g * mg:(g + 1) * mg]
+            for n in range(N):
+                fill_phases(x, n, g * cg, cg, strides, pads_begin, Hq, Wq, slot, xq)
+                o2 = out3[n, g * mg:(g + 1) * mg]
+                r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
+                implicit_rows(wg, xq, offs, Wq, OW, 0, OH, tmp, o2, b, g * mg, r2, act, alpha, beta)
     elif wide:
         slack = (kW - 1) * dw
         xp_flat = np.zeros(cg * Dp * Hp * Wp + slack, dtype=x.dtype)
         xp = xp_flat[:cg * Dp * Hp * Wp].reshape(cg, Dp, Hp, Wp)
         Pw = OD * OH * Wp
-        col = np.empty((K, Pw) if not panels else (0, 0), dtype=x.dtype)
-        colp = np.empty((Pw + NR - 1) // NR * NR * K if panels else 0, dtype=x.dtype)
+        col = np.empty((K, Pw), dtype=x.dtype)
         tmp = np.empty((mg, Pw), dtype=x.dtype)
         for g in range(group):
             wg = w2[g * mg:(g + 1) * mg]
@@ -1245,12 +1414,8 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 _pad_image(x, n, g * cg, cg, pads_begin, xp)
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                if panels:
-                    _unfold_panels(xp_flat, cg, kH, kW, (1, 1, 1), dilations, Hp, Wp, 1, OH * Wp, colp)
-                    _gemm_epi_panels(wg, colp, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
-                else:
-                    _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
-                    _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
+                _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
+                _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
     elif panels:
         Hp, Wp = (OH - 1) * sh + (kH - 1) * dh + 1, (OW - 1) * sw + (kW - 1) * dw + 1
         xp_flat = np.zeros(cg * Hp * Wp + 2 * NR, dtype=x.dtype)
@@ -1356,6 +1521,28 @@ def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act,
     GEMM is worth splitting, so serial models never compile it."""
     N, M, D, H, W = out.shape
     by_rows = rows_split(x.shape, w.shape, out.shape, group, parts)
+    kH, kW = w.shape[3], w.shape[4]
+    if by_rows and x.itemsize == 4 and M >= OWN_MIN_M and implicit_pays(x.shape[1], kH, kW, strides, dilations, H, W):
+        # the phase images once, then each band's GEMM and crop over them
+        Hq, Wq, slot, _, offs, size = implicit_plan(x.shape[1], kH, kW, strides, dilations, H, W)
+        xq = np.zeros(size, dtype=x.dtype)
+        w2 = w.reshape(M, offs.shape[0])
+        out3 = out.reshape(N, M, H * W)
+        res3 = res.reshape(N, M, H * W) if res.size > 0 else res.reshape(1, 0, 0)
+        clamped, lo, hi = _clamp_bounds(act, alpha, beta, out)
+        for n in range(N):
+            fill_phases(x, n, 0, x.shape[1], strides, pads_begin, Hq, Wq, slot, xq)
+            for p in prange(parts):
+                oh0, oh1 = p * H // parts, (p + 1) * H // parts
+                tmp = np.empty((M, (oh1 - oh0 - 1) * Wq + W), dtype=x.dtype)
+                gemm_implicit(w2, xq[oh0 * Wq:], offs, tmp, b[:0], tmp[:0], lo, hi)
+                for m in range(M):
+                    o = out3[n, m, oh0 * W:oh1 * W]
+                    r = res3[n, m, oh0 * W:oh1 * W] if res.size > 0 else o[:0]
+                    _crop_row(tmp[m], o, Wq, W, b[m], r, clamped, lo, hi)
+                    if not clamped:
+                        _epilogue(o, b[m], r, act, alpha, beta)
+        return
     for p in prange(parts):
         if by_rows:
             _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta,

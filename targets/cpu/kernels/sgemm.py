@@ -93,23 +93,47 @@ def copy_nr_even(typingctx, dst, src):
     return types.void(types.intp, types.intp), codegen
 
 
+def _deinterleave(n):
+    """An intrinsic f(even, odd, src): even[j] = src[2j], odd[j] = src[2j + 1] for n floats
+    each (a stride-2 conv's two column phases of an image row), as vector loads and shuffles."""
+    @intrinsic
+    def deinterleave(typingctx, even, odd, src):
+        def codegen(context, builder, signature, args):
+            vt = ir.VectorType(ir.FloatType(), n)
+            e, o, s_ = (builder.inttoptr(x, ir.FloatType().as_pointer()) for x in args)
+            lo, hi = (builder.load(builder.bitcast(builder.gep(s_, [ir.Constant(args[2].type, h)]), vt.as_pointer()),
+                                   align=4) for h in (0, n))
+            for dst, first in ((e, 0), (o, 1)):
+                lanes = ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(first, 2 * n, 2)))
+                builder.store(builder.shuffle_vector(lo, hi, lanes), builder.bitcast(dst, vt.as_pointer()), align=4)
+            return context.get_dummy_value()
+        return types.void(types.intp, types.intp, types.intp), codegen
+    return deinterleave
+
+
+deinterleave_w = _deinterleave(W)
+deinterleave_half = _deinterleave(W // 2)
+
+
 @intrinsic
-def _tile(typingctx, mr, ap, ars, aks, bp, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
+def _tile(typingctx, mr, ap, ars, aks, bp, bo, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
     """C[0:mr, 0:NR] (+)= sum over k < kc of A[0:mr, k] (outer) B[k, 0:NR], then, where bias
     is not 0, the epilogue C = clamp(C + bias[r] [+ R], lo, hi) in registers (1 <= mr <= MR).
 
     ap: A's element (0, 0), element (r, k) at r * ars + k * aks floats from it (a packed
     panel: ars 1, aks MR; a row-major matrix read in place: ars its row length, aks 1);
-    bp: a packed B panel (rows NR floats apart); cp: C's first row, rows ldc floats apart;
+    bp: a packed B panel (rows NR floats apart), or, where bo is not 0, B's row k at
+    bp + bo[k] floats (bo: int64 offsets; an implicit-GEMM convolution's taps in its image);
+    cp: C's first row, rows ldc floats apart;
     accum != 0 adds to C, else overwrites it. bias: the tile's mr row biases (0: no
     epilogue); res: R's first row, rows ldr apart (0: none); the clamp is `lo if v < lo`,
     then `hi if v > hi` (NaN passes, as in nn._clamp). Each row count has its own copy of the
     loop (a ragged last panel of A is read in place, not padded); its mr x NV accumulators
     are allocas that LLVM promotes to vector registers."""
-    sig = types.void(*(types.intp,) * 12, types.float32, types.float32)
+    sig = types.void(*(types.intp,) * 13, types.float32, types.float32)
 
     def codegen(context, builder, signature, args):
-        mr, ap_i, ars, aks, bp_i, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
+        mr, ap_i, ars, aks, bp_i, bo_i, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
         f32 = ir.FloatType()
         vec = ir.VectorType(f32, W)
         i32 = ir.IntType(32)
@@ -117,6 +141,7 @@ def _tile(typingctx, mr, ap, ars, aks, bp, cp, ldc, kc, accum, bias, res, ldr, l
         a_base = builder.inttoptr(ap_i, f32.as_pointer())
         b_base = builder.inttoptr(bp_i, f32.as_pointer())
         c_base = builder.inttoptr(cp_i, f32.as_pointer())
+        bo_base = builder.inttoptr(bo_i, ir.IntType(64).as_pointer())
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{W}f32")
         undef = ir.Constant(vec, ir.Undefined)
         splat = ir.Constant(ir.VectorType(i32, W), [0] * W)
@@ -126,12 +151,15 @@ def _tile(typingctx, mr, ap, ars, aks, bp, cp, ldc, kc, accum, bias, res, ldr, l
         def splat_of(x):
             return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat)
 
-        def rows_block(rows):
+        def rows_block(rows, indirect):
             accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * W)) for _ in range(NV)]
                     for _ in range(rows)]
             with cgutils.for_range(builder, kc) as loop:
                 k = loop.index
-                b_row = builder.gep(b_base, [builder.mul(k, ir.Constant(idx, NR))])
+                if indirect:
+                    b_row = builder.gep(b_base, [builder.load(builder.gep(bo_base, [k]))])
+                else:
+                    b_row = builder.gep(b_base, [builder.mul(k, ir.Constant(idx, NR))])
                 bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, W * j)]), vec.as_pointer()),
                                    align=4) for j in range(NV)]
                 a_col = builder.gep(a_base, [builder.mul(k, aks)])
@@ -175,7 +203,11 @@ def _tile(typingctx, mr, ap, ars, aks, bp, cp, ldc, kc, accum, bias, res, ldr, l
 
         for rows in range(1, MR + 1):
             with builder.if_then(builder.icmp_signed("==", mr, ir.Constant(idx, rows))):
-                rows_block(rows)
+                with builder.if_else(builder.icmp_signed("!=", bo_i, zero)) as (indirect, packed):
+                    with indirect:
+                        rows_block(rows, True)
+                    with packed:
+                        rows_block(rows, False)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -256,13 +288,17 @@ def _epilogue_value(v, bias, res, lo, hi):
 
 
 @njit(cache=True, error_model="numpy")
-def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
+def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
     """Row-major C (M x N, rows ldc floats apart) = A @ B, the operands as addresses and
     non-negative element strides; where bias is not 0, C = clamp(C + bias[row] [+ R], lo, hi)
-    (R at res, rows ldr apart, where res is not 0). sb0 < 0: b is B as pack_panels laid it out."""
+    (R at res, rows ldr apart, where res is not 0). B is one of three: strided (sb0, sb1 >= 0);
+    as pack_panels laid it out (sb0 < 0); or, where boffs is not 0, B[k, j] = b[boffs[k] + j]
+    (boffs: K int64 offsets; the implicit GEMM of a convolution, B never built: the tile reads
+    its rows from the image, NR floats each, so b holds NR - 1 floats of slack past them)."""
     A = carray(_voidptr(a), _extent(M, K, sa0, sa1), np.float32)
+    indirect = boffs != 0
     prepacked = sb0 < 0
-    B = carray(_voidptr(b), _extent(K, N, sb0, sb1) if not prepacked else 0, np.float32)
+    B = carray(_voidptr(b), _extent(K, N, sb0, sb1) if not (prepacked or indirect) else 0, np.float32)
     C = carray(_voidptr(c), _extent(M, N, ldc, 1), np.float32)
     Bias = carray(_voidptr(bias), M if bias != 0 else 0, np.float32)
     R = carray(_voidptr(res), _extent(M, N, ldr, 1) if res != 0 else 0, np.float32)
@@ -273,61 +309,75 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
     # left a block too short to pay for its C reload).
     packed = sa1 != 1
     kb = (K + (K + KC - 1) // KC - 1) // ((K + KC - 1) // KC)
+    small_n = N <= NC
+    if small_n and (prepacked or indirect) and not packed:
+        # few B panels, all of K at hand and A in place: each tile runs the whole K at once, A
+        # read along its rows (256x2304x61, a 7x7 conv's 2.4 MB of weights from L3: 94 GFLOPS
+        # in blocks of 256, where the 8 rows' 1 KB runs left the prefetcher behind)
+        kb = K
     ap = np.empty((panels if packed else 1, kb, MR), np.float32)
-    bp = np.empty(((min(N, NC) + NR - 1) // NR if not prepacked else 1, kb, NR), np.float32)
+    bp = np.empty(((min(N, NC) + NR - 1) // NR if not (prepacked or indirect) else 1, kb, NR), np.float32)
     ct = np.empty((MR, NR), np.float32)
+    n_j = (N + NR - 1) // NR
     for k0 in range(0, K, kb):
         kc = min(kb, K - k0)
         if packed:
             _pack_a(A, sa0, sa1, M, k0, kc, ap)
         accum = 1 if k0 > 0 else 0
         epi = bias if k0 + kb >= K else 0
-        for j0 in range(0, N, NR):
+        bo = boffs + 8 * k0 if indirect else 0
+        if small_n and not (prepacked or indirect):
+            _pack_b(B, b, sb0, sb1, k0, kc, 0, N, bp)
+        for t in range(n_j * panels):
+            # small N: each A panel against every B panel while it is in L1
+            i, jj = (t // n_j, t % n_j) if small_n else (t % panels, t // panels)
+            j0 = jj * NR
             nr = min(NR, N - j0)
-            if prepacked:
-                pb = b + 4 * ((j0 // NR) * K + k0) * NR
+            if indirect:
+                pb = b + 4 * j0
+            elif prepacked:
+                pb = b + 4 * (jj * K + k0) * NR
             else:
                 jb = j0 % NC
-                if jb == 0:
+                if jb == 0 and i == 0 and not small_n:
                     _pack_b(B, b, sb0, sb1, k0, kc, j0, min(NC, N - j0), bp)
                 pb = bp.ctypes.data + 4 * (jb // NR) * kb * NR
-            for i in range(panels):
-                i0 = i * MR
-                mr = min(MR, M - i0)
-                if packed:
-                    pa, ars, aks = ap.ctypes.data + 4 * i * kb * MR, 1, MR
-                else:
-                    pa, ars, aks = a + 4 * (i0 * sa0 + k0), sa0, 1
-                if nr == NR:
-                    _tile(mr, pa, ars, aks, pb, c + 4 * (i0 * ldc + j0), ldc, kc, accum,
-                          epi + 4 * i0 if epi != 0 else 0, res + 4 * (i0 * ldr + j0) if epi != 0 and res != 0 else 0,
-                          ldr, lo, hi)
-                    continue
-                # a ragged tile: through ct
-                if accum:
-                    for r in range(mr):
-                        for j in range(nr):
-                            ct[r, j] = C[(i0 + r) * ldc + j0 + j]
-                _tile(mr, pa, ars, aks, pb, ct.ctypes.data, NR, kc, accum, 0, 0, 0, lo, hi)
+            i0 = i * MR
+            mr = min(MR, M - i0)
+            if packed:
+                pa, ars, aks = ap.ctypes.data + 4 * i * kb * MR, 1, MR
+            else:
+                pa, ars, aks = a + 4 * (i0 * sa0 + k0), sa0, 1
+            if nr == NR:
+                _tile(mr, pa, ars, aks, pb, bo, c + 4 * (i0 * ldc + j0), ldc, kc, accum,
+                      epi + 4 * i0 if epi != 0 else 0, res + 4 * (i0 * ldr + j0) if epi != 0 and res != 0 else 0,
+                      ldr, lo, hi)
+                continue
+            # a ragged tile: through ct
+            if accum:
                 for r in range(mr):
                     for j in range(nr):
-                        v = ct[r, j]
-                        if epi != 0:
-                            v = _epilogue_value(v, Bias[i0 + r], R[(i0 + r) * ldr + j0 + j] if res != 0 else 0, lo, hi)
-                        C[(i0 + r) * ldc + j0 + j] = v
+                        ct[r, j] = C[(i0 + r) * ldc + j0 + j]
+            _tile(mr, pa, ars, aks, pb, bo, ct.ctypes.data, NR, kc, accum, 0, 0, 0, lo, hi)
+            for r in range(mr):
+                for j in range(nr):
+                    v = ct[r, j]
+                    if epi != 0:
+                        v = _epilogue_value(v, Bias[i0 + r], R[(i0 + r) * ldr + j0 + j] if res != 0 else 0, lo, hi)
+                    C[(i0 + r) * ldc + j0 + j] = v
     # the scratch arrays are read through addresses Numba cannot see: keep them alive
     return ap[0, 0, 0] + bp[0, 0, 0] + ct[0, 0]
 
 
 _I = types.intp
-SIGNATURE = types.void(*(_I,) * 14, types.float32, types.float32)
+SIGNATURE = types.void(*(_I,) * 15, types.float32, types.float32)
 
 
 @cfunc(SIGNATURE, cache=True, error_model="numpy")
-def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi):
+def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
     """_sgemm as a C callback (see the module docstring)."""
-    _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, c, ldc, bias, res, ldr, lo, hi)
+    _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi)
 
 
-SYMBOL = "onnxjit_own_sgemm_v2"   # the ABI version: code cached against another fails to link, not crash
+SYMBOL = "onnxjit_own_sgemm_v3"   # the ABI version: code cached against another fails to link, not crash
 ll.add_symbol(SYMBOL, sgemm.address)
