@@ -78,12 +78,12 @@ def test_gemm_implicit(mkn, epilogue):
     """B never built, its rows read at offsets into one array (a conv's taps in its image):
     every tile shape and K block, the whole-K order for few columns, the epilogue in
     registers and through the ragged tile; a row that would run past the array is refused."""
-    from targets.cpu.kernels import blas, sgemm
+    from targets.cpu.kernels import blas
     m, k, n = mkn
     rng = np.random.default_rng(5)
-    span = (n + sgemm.NR - 1) // sgemm.NR * sgemm.NR
-    x = rng.standard_normal(4 * span + 64).astype(np.float32)
-    offs = rng.integers(0, x.size - span + 1, k).astype(np.int64)
+    x = rng.standard_normal(4 * n + 64).astype(np.float32)
+    offs = rng.integers(0, x.size - n + 1, k).astype(np.int64)
+    offs[-1] = x.size - n      # a row ending at the end of x (the ragged panel reads no further)
     a = rng.standard_normal((m, k)).astype(np.float32)
     want = a.astype(np.float64) @ x[offs[:, None] + np.arange(n)]
     bias, res = rng.standard_normal(m).astype(np.float32), rng.standard_normal((m, n)).astype(np.float32)
@@ -94,7 +94,7 @@ def test_gemm_implicit(mkn, epilogue):
     else:
         blas.gemm_implicit(a, x, offs, out, bias[:0], res[:0], np.float32(0), np.float32(0))
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
-    offs[0] = x.size - span + 1
+    offs[0] = x.size - n + 1
     with pytest.raises(ValueError):
         blas.gemm_implicit(a, x, offs, out, bias[:0], res[:0], np.float32(0), np.float32(0))
 

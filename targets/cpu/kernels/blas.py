@@ -155,8 +155,8 @@ def gemm_packed(a, bp, out, bias, res, lo, hi):
 def gemm_implicit(a, x, offs, out, bias, res, lo, hi):
     """out (M, N) = a (M, K) @ B, float32, where B[k, j] = x[offs[k] + j] is never built: the
     implicit GEMM of a convolution, offs its taps' offsets in the zero-bordered image x (flat)
-    and j the output position there. The kernel reads whole NR-float rows, so x must hold
-    them (checked). bias, res, lo, hi: gemm_packed's epilogue."""
+    and j the output position there (or, for a 1x1 conv, the channels' rows of the image
+    itself). bias, res, lo, hi: gemm_packed's epilogue."""
     M, K = a.shape
     N = out.shape[1]
     if offs.shape[0] != K or out.shape[0] != M:
@@ -167,7 +167,7 @@ def gemm_implicit(a, x, offs, out, bias, res, lo, hi):
     if (K == 0 or a.strides[0] < 0 or a.strides[1] < 0 or out.strides[1] != 4 or (has_res and res.strides[1] != 4)
             or x.strides[0] != 4):
         raise ValueError("gemm_implicit: operands the kernel does not take")
-    if offs.min() < 0 or offs.max() + (N + NR - 1) // NR * NR > x.size:
+    if offs.min() < 0 or offs.max() + N > x.size:
         raise ValueError("gemm_implicit: a row of B runs past x")
     b32 = np.ascontiguousarray(bias)
     _own_sgemm(M, N, K, a.ctypes.data, a.strides[0] // 4, a.strides[1] // 4, x.ctypes.data, 0, 0, offs.ctypes.data,

@@ -261,6 +261,20 @@ def _pack_b(B, b, sb0, sb1, k0, kc, j0, nc, bp):
             flat[d + k * NR] = 0
 
 
+@njit(cache=True, error_model="numpy")
+def _pack_rows(b, boffs, k0, kc, j0, nr, bt):
+    """bt[k, j] = B[k0 + k, j0 + j] for j < nr, zero to NR, where B's row k is at b + boffs[k]
+    floats: the indirect mode's ragged last panel."""
+    offs = carray(_voidptr(boffs + 8 * k0), kc, np.int64)
+    for k in range(kc):
+        row = carray(_voidptr(b + 4 * (offs[k] + j0)), nr, np.float32)
+        d = bt[k * NR:(k + 1) * NR]
+        for j in range(nr):
+            d[j] = row[j]
+        for j in range(nr, NR):
+            d[j] = 0
+
+
 def pack_panels(b: np.ndarray) -> np.ndarray:
     """A constant B (K x N) in the layout the tile reads, for compile time: NR-column panels
     (the last zero-padded), each K x NR and contiguous, one after another (panel p, row k at
@@ -294,7 +308,8 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo,
     (R at res, rows ldr apart, where res is not 0). B is one of three: strided (sb0, sb1 >= 0);
     as pack_panels laid it out (sb0 < 0); or, where boffs is not 0, B[k, j] = b[boffs[k] + j]
     (boffs: K int64 offsets; the implicit GEMM of a convolution, B never built: the tile reads
-    its rows from the image, NR floats each, so b holds NR - 1 floats of slack past them)."""
+    its rows from the image, NR floats at a time; a ragged last panel is packed, so nothing is
+    read past column N)."""
     A = carray(_voidptr(a), _extent(M, K, sa0, sa1), np.float32)
     indirect = boffs != 0
     prepacked = sb0 < 0
@@ -318,6 +333,7 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo,
     ap = np.empty((panels if packed else 1, kb, MR), np.float32)
     bp = np.empty(((min(N, NC) + NR - 1) // NR if not (prepacked or indirect) else 1, kb, NR), np.float32)
     ct = np.empty((MR, NR), np.float32)
+    bt = np.empty(kb * NR if indirect else 0, np.float32)
     n_j = (N + NR - 1) // NR
     for k0 in range(0, K, kb):
         kc = min(kb, K - k0)
@@ -325,16 +341,18 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo,
             _pack_a(A, sa0, sa1, M, k0, kc, ap)
         accum = 1 if k0 > 0 else 0
         epi = bias if k0 + kb >= K else 0
-        bo = boffs + 8 * k0 if indirect else 0
+        bo = 0
         if small_n and not (prepacked or indirect):
             _pack_b(B, b, sb0, sb1, k0, kc, 0, N, bp)
+        if indirect and N % NR != 0:     # the ragged last panel, packed: its rows end where B's do
+            _pack_rows(b, boffs, k0, kc, n_j * NR - NR, N % NR, bt)
         for t in range(n_j * panels):
             # small N: each A panel against every B panel while it is in L1
             i, jj = (t // n_j, t % n_j) if small_n else (t % panels, t // panels)
             j0 = jj * NR
             nr = min(NR, N - j0)
             if indirect:
-                pb = b + 4 * j0
+                pb, bo = (b + 4 * j0, boffs + 8 * k0) if nr == NR else (bt.ctypes.data, 0)
             elif prepacked:
                 pb = b + 4 * (jj * K + k0) * NR
             else:
@@ -366,7 +384,7 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo,
                         v = _epilogue_value(v, Bias[i0 + r], R[(i0 + r) * ldr + j0 + j] if res != 0 else 0, lo, hi)
                     C[(i0 + r) * ldc + j0 + j] = v
     # the scratch arrays are read through addresses Numba cannot see: keep them alive
-    return ap[0, 0, 0] + bp[0, 0, 0] + ct[0, 0]
+    return ap[0, 0, 0] + bp[0, 0, 0] + ct[0, 0] + (bt[0] if indirect else 0)
 
 
 _I = types.intp
