@@ -20,9 +20,9 @@ Conventions shared by every kernel here:
 import numpy as np
 from numba import njit, prange
 
-from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_implicit, gemm_packed
+from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_implicit
 from .fastmath import logistic_rows32, sum64
-from .sgemm import NR, W as VW, clamp, copy_nr, copy_nr_even, deinterleave_half, deinterleave_w
+from .sgemm import NR, W as VW, clamp, deinterleave_half, deinterleave_w
 
 __all__ = [
     "conv",
@@ -196,58 +196,6 @@ def _unfold_wide(xp_flat, cg, kernel, sd, dilations, dims_p, OD, OH, col):
                         for j in range(run):
                             dst[j] = src[j]
                     row += 1
-
-
-@njit(cache=True, error_model="numpy")
-def _tap_offsets(cg, kH, kW, dilations, Hp, Wp):
-    """Offset in a zero-bordered image (cg, Hp, Wp) of each im2col row's (c, kh, kw) first tap."""
-    offs = np.empty(cg * kH * kW, np.int64)
-    r = 0
-    for c in range(cg):
-        for kh in range(kH):
-            for kw in range(kW):
-                offs[r] = (c * Hp + kh * dilations[1]) * Wp + kw * dilations[2]
-                r += 1
-    return offs
-
-
-@njit(cache=True, error_model="numpy")
-def _unfold_panels(xp_flat, cg, kH, kW, strides, dilations, Hp, Wp, OH, OW, colp):
-    """im2col of a 2-D float32 conv straight into the micro-kernel's panel layout
-    (sgemm.pack_panels: panel p, tap row r at (p*K + r) * NR), from the zero-bordered image
-    xp_flat (cg, Hp, Wp; 2*NR floats of slack at stride 2): the GEMM then packs nothing, where
-    it read the whole im2col once more to pack it. A panel of NR output positions within one
-    output row is a row copy per tap at stride 1 or 2 (vector loads; stride 2 an even-lane
-    shuffle), else a gather. The "wide" path passes its OH rows of Wp as one row of OH*Wp.
-    The ResNet 7x7 stride-2 stem: its unfold by row segments, then the GEMM's own packing,
-    cost 7.2 ms against onnxruntime's 3.2 for the whole conv."""
-    sh, sw = strides[1], strides[2]
-    K = cg * kH * kW
-    P = OH * OW
-    offs = _tap_offsets(cg, kH, kW, dilations, Hp, Wp)
-    idx = np.empty(NR, np.int64)
-    src, dst = xp_flat.ctypes.data, colp.ctypes.data
-    for p in range((P + NR - 1) // NR):
-        q0 = p * NR
-        oh = q0 // OW
-        ow0 = q0 - oh * OW
-        base = oh * sh * Wp + ow0 * sw
-        if ow0 + NR <= OW and sw <= 2:
-            for r in range(K):
-                if sw == 1:
-                    copy_nr(dst + 4 * (p * K + r) * NR, src + 4 * (offs[r] + base))
-                else:
-                    copy_nr_even(dst + 4 * (p * K + r) * NR, src + 4 * (offs[r] + base))
-            continue
-        for j in range(NR):
-            q = min(q0 + j, P - 1)     # past P: any position (its column is cropped)
-            oh = q // OW
-            idx[j] = oh * sh * Wp + (q - oh * OW) * sw
-        for r in range(K):
-            d = (p * K + r) * NR
-            for j in range(NR):
-                colp[d + j] = xp_flat[offs[r] + idx[j]]
-    return xp_flat[0] + colp[0]     # read through addresses: alive until here
 
 
 # ------------------------------------------------------------ implicit GEMM (float32 2-D)
@@ -529,18 +477,6 @@ def _gemm_epi(a, col, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
         gemm_epilogue(a, col, out2, b[m0:m0 + rows], res2, lo, hi)
         return
     gemm(a, col, tmp)
-    _crop_epi(tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta)
-
-
-@njit(cache=True, error_model="numpy")
-def _gemm_epi_panels(a, colp, tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta):
-    """_gemm_epi with the im2col already in the micro-kernel's panels (float32)."""
-    rows = out2.shape[0]
-    clamped, lo, hi = _clamp_bounds(act, alpha, beta, out2)
-    if Wp == OW and clamped:
-        gemm_packed(a, colp, out2, b[m0:m0 + rows], res2, lo, hi)
-        return
-    gemm_packed(a, colp, tmp, b[:0], res2[:0], lo, hi)
     _crop_epi(tmp, out2, Wp, OW, b, m0, res2, act, alpha, beta)
 
 
@@ -1382,8 +1318,8 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
     pointwise = (kD * kH * kW == 1 and sd == 1 and sh == 1 and sw == 1
                  and pd == 0 and ph == 0 and pw == 0 and OD == D and OH == H and OW == W)
     wide = sh == 1 and sw == 1 and Wp * 8 <= OW * 9
-    panels = x.itemsize == 4 and D == 1 and kD == 1 and mg >= OWN_MIN_M    # float32 2-D: im2col into sgemm's panels
-    implicit = panels and implicit_pays(cg, kH, kW, strides, dilations, OH, OW)
+    own = x.itemsize == 4 and D == 1 and kD == 1 and mg >= OWN_MIN_M    # float32 2-D: the implicit GEMM on sgemm.py
+    implicit = own and implicit_pays(cg, kH, kW, strides, dilations, OH, OW)
     if pointwise:
         # 1x1, stride 1, no pad: the input image already is the GEMM operand.
         x3 = x.reshape(N, C, D * H * W)
@@ -1394,7 +1330,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
             for n in range(N):
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                if panels:
+                if own:
                     implicit_rows(wg, x2[n, g * cg * P:], rows, OW, OW, 0, OH, np.empty((0, 0), dtype=x.dtype), o2, b, g * mg, r2, act, alpha, beta)
                 else:
                     _gemm_epi(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
@@ -1424,19 +1360,6 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
                 _unfold_wide(xp_flat, cg, (kD, kH, kW), sd, dilations, (Dp, Hp, Wp), OD, OH, col)
                 _gemm_epi(wg, col, tmp, o2, Wp, OW, b, g * mg, r2, act, alpha, beta)
-    elif panels:
-        Hp, Wp = (OH - 1) * sh + (kH - 1) * dh + 1, (OW - 1) * sw + (kW - 1) * dw + 1
-        xp_flat = np.zeros(cg * Hp * Wp + 2 * NR, dtype=x.dtype)
-        xp = xp_flat[:cg * Hp * Wp].reshape(cg, 1, Hp, Wp)
-        colp = np.empty((P + NR - 1) // NR * NR * K, dtype=x.dtype)
-        for g in range(group):
-            wg = w2[g * mg:(g + 1) * mg]
-            for n in range(N):
-                _pad_image(x, n, g * cg, cg, pads_begin, xp)
-                _unfold_panels(xp_flat, cg, kH, kW, strides, dilations, Hp, Wp, OH, OW, colp)
-                o2 = out3[n, g * mg:(g + 1) * mg]
-                r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
-                _gemm_epi_panels(wg, colp, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
     elif D == 1 and kD == 1 and P <= UNFOLD_GATHER_MAX:
         xp = np.zeros((cg, 1, (OH - 1) * sh + (kH - 1) * dh + 1, (OW - 1) * sw + (kW - 1) * dw + 1), dtype=x.dtype)
         idx = np.empty(P, dtype=np.uint32)
@@ -1481,7 +1404,7 @@ def rows_split(x_shape, w_shape, out_shape, group, parts):
 @njit(cache=True, error_model="numpy")
 def _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta, oh0, oh1):
     """Output rows oh0 .. oh1 of every image: im2col of those rows, the GEMM on all filters
-    into their columns of out, the epilogue."""
+    into their columns of out, the epilogue (the convs the implicit GEMM does not take)."""
     N, M, OH, OW = out.shape[0], out.shape[1], out.shape[3], out.shape[4]
     kH, kW = w.shape[3], w.shape[4]
     K = w.shape[1] * kH * kW
@@ -1489,33 +1412,12 @@ def _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, bet
     out3 = out.reshape(N, M, OH * OW)
     res3 = res.reshape(N, M, OH * OW) if res.size > 0 else res.reshape(1, 0, 0)
     q0, q1 = oh0 * OW, oh1 * OW
-    panels = x.itemsize == 4 and M >= OWN_MIN_M
-    clamped, lo, hi = _clamp_bounds(act, alpha, beta, out)
-    if panels:
-        # float32: the band's input rows zero-bordered (the image's pads, shifted to the band),
-        # unfolded into the micro-kernel's panels, as conv_gemm does for a whole image
-        (sh, sw), (dh, dw) = strides[1:], dilations[1:]
-        C = w.shape[1]
-        Hb, Wp = (oh1 - oh0 - 1) * sh + (kH - 1) * dh + 1, (OW - 1) * sw + (kW - 1) * dw + 1
-        xp_flat = np.zeros(C * Hb * Wp + 2 * NR, dtype=x.dtype)
-        xp = xp_flat[:C * Hb * Wp].reshape(C, 1, Hb, Wp)
-        colp = np.empty((q1 - q0 + NR - 1) // NR * NR * K, dtype=x.dtype)
-        pads = (pads_begin[0], pads_begin[1] - oh0 * sh, pads_begin[2])
-    else:
-        col = np.zeros((K, q1 - q0), dtype=x.dtype)
+    col = np.zeros((K, q1 - q0), dtype=x.dtype)
     for n in range(N):
         o2 = out3[n, :, q0:q1]
-        if panels:
-            _pad_image(x, n, 0, C, pads, xp)
-            _unfold_panels(xp_flat, C, kH, kW, strides, dilations, Hb, Wp, oh1 - oh0, OW, colp)
-            if clamped:     # the epilogue in the micro-kernel's registers
-                gemm_packed(w2, colp, o2, b, res3[n, :, q0:q1] if res.size > 0 else o2[:0], lo, hi)
-                continue
-            gemm_packed(w2, colp, o2, b[:0], o2[:0], lo, hi)
-        else:
-            _unfold(x, n, 0, x.shape[1], (w.shape[2], kH, kW), strides, pads_begin, dilations,
-                    (out.shape[2], OH, OW), oh0, oh1, col)
-            gemm(w2, col, o2)
+        _unfold(x, n, 0, x.shape[1], (w.shape[2], kH, kW), strides, pads_begin, dilations,
+                (out.shape[2], OH, OW), oh0, oh1, col)
+        gemm(w2, col, o2)
         for m in range(M):
             o = out3[n, m, q0:q1]     # typed contiguous (a row of out3[n, :, q0:q1] is not): no new specialisations
             _epilogue(o, b[m], res3[n, m, q0:q1] if res.size > 0 else o[:0], act, alpha, beta)
@@ -1525,42 +1427,64 @@ def _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, bet
 def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, parts):
     """conv_gemm (group 1) in `parts` bands, one per thread: bands of output rows where
     rows_split says so, else of output channels, each a conv_gemm of its own (each band builds
-    its own im2col, in parallel). The lowering calls it where lower_nn._conv_gemm_parts says the
-    GEMM is worth splitting, so serial models never compile it."""
-    N, M, D, H, W = out.shape
+    its own im2col, in parallel). Row bands of a float32 2-D conv share one set of phase
+    images (the implicit GEMM's), built first. The lowering calls it where
+    lower_nn._conv_gemm_parts says the GEMM is worth splitting, so serial models never
+    compile it. One parallel loop: each costs seconds of cold compile."""
+    by_rows, implicit, Wq, offs, xq, size = _band_setup(x, w, out, strides, pads_begin, dilations, group, parts)
+    for p in prange(parts):
+        # p as int64: the parallel loop's own copy types it uint64, and _conv_band then compiled twice
+        _conv_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta, np.int64(p), parts,
+                   by_rows, implicit, Wq, offs, xq, size)
+
+
+@njit(cache=True, error_model="numpy")
+def _band_setup(x, w, out, strides, pads_begin, dilations, group, parts):
+    """conv_gemm_par's serial part: the kind of band, and for implicit row bands the shared
+    phase images of every image (N x size floats) with their tap offsets."""
+    N, M, H, W = out.shape[0], out.shape[1], out.shape[3], out.shape[4]
     by_rows = rows_split(x.shape, w.shape, out.shape, group, parts)
     kH, kW = w.shape[3], w.shape[4]
-    if by_rows and x.itemsize == 4 and M >= OWN_MIN_M and implicit_pays(x.shape[1], kH, kW, strides, dilations, H, W):
-        # the phase images once, then each band's GEMM and crop over them
-        Hq, Wq, slot, _, offs, size = implicit_plan(x.shape[1], kH, kW, strides, dilations, H, W)
-        xq = np.zeros(size, dtype=x.dtype)
+    implicit = (by_rows and x.itemsize == 4 and M >= OWN_MIN_M
+                and implicit_pays(x.shape[1], kH, kW, strides, dilations, H, W))
+    Hq, Wq, slot, _, offs, size = implicit_plan(x.shape[1], kH, kW, strides, dilations, H, W)
+    xq = np.zeros(N * size if implicit else 0, dtype=x.dtype)
+    for n in range(N if implicit else 0):
+        fill_phases(x, n, 0, x.shape[1], strides, pads_begin, Hq, Wq, slot, xq[n * size:(n + 1) * size])
+    return by_rows, implicit, Wq, offs, xq, size
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta, p, parts,
+               by_rows, implicit, Wq, offs, xq, size):
+    """Band p of conv_gemm_par: output rows over the shared phase images xq (implicit), or
+    output rows with their own im2col (_row_band), or output channels."""
+    N, M, D, H, W = out.shape
+    if implicit:
+        oh0, oh1 = p * H // parts, (p + 1) * H // parts
         w2 = w.reshape(M, offs.shape[0])
         out3 = out.reshape(N, M, H * W)
         res3 = res.reshape(N, M, H * W) if res.size > 0 else res.reshape(1, 0, 0)
         clamped, lo, hi = _clamp_bounds(act, alpha, beta, out)
+        tmp = np.empty((M, (oh1 - oh0 - 1) * Wq + W), dtype=x.dtype)
         for n in range(N):
-            fill_phases(x, n, 0, x.shape[1], strides, pads_begin, Hq, Wq, slot, xq)
-            for p in prange(parts):
-                oh0, oh1 = p * H // parts, (p + 1) * H // parts
-                tmp = np.empty((M, (oh1 - oh0 - 1) * Wq + W), dtype=x.dtype)
-                gemm_implicit(w2, xq[oh0 * Wq:], offs, tmp, b[:0], tmp[:0], lo, hi)
-                for m in range(M):
-                    o = out3[n, m, oh0 * W:oh1 * W]
-                    r = res3[n, m, oh0 * W:oh1 * W] if res.size > 0 else o[:0]
-                    _crop_row(tmp[m], o, Wq, W, b[m], r, clamped, lo, hi)
-                    if not clamped:
-                        _epilogue(o, b[m], r, act, alpha, beta)
-        return
-    for p in prange(parts):
-        if by_rows:
-            _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta,
-                      p * H // parts, (p + 1) * H // parts)
-        else:
-            lo, hi = p * M // parts, (p + 1) * M // parts
-            for n in range(N):
-                o = out[n, lo:hi].reshape((1, hi - lo, D, H, W))
-                r = res[n, lo:hi].reshape((1, hi - lo, D, H, W)) if res.size > 0 else res
-                conv_gemm(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
+            xn = xq[n * size:(n + 1) * size]
+            gemm_implicit(w2, xn[oh0 * Wq:], offs, tmp, b[:0], tmp[:0], lo, hi)
+            for m in range(M):
+                o = out3[n, m, oh0 * W:oh1 * W]
+                r = res3[n, m, oh0 * W:oh1 * W] if res.size > 0 else o[:0]
+                _crop_row(tmp[m], o, Wq, W, b[m], r, clamped, lo, hi)
+                if not clamped:
+                    _epilogue(o, b[m], r, act, alpha, beta)
+    elif by_rows:
+        _row_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, beta,
+                  p * H // parts, (p + 1) * H // parts)
+    else:
+        lo, hi = p * M // parts, (p + 1) * M // parts
+        for n in range(N):
+            o = out[n, lo:hi].reshape((1, hi - lo, D, H, W))
+            r = res[n, lo:hi].reshape((1, hi - lo, D, H, W)) if res.size > 0 else res
+            conv_gemm(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
 
 
 # -------------------------------------------------------------------- ConvTranspose

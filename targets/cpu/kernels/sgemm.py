@@ -76,23 +76,6 @@ def copy_nr(typingctx, dst, src):
     return types.void(types.intp, types.intp), codegen
 
 
-@intrinsic
-def copy_nr_even(typingctx, dst, src):
-    """dst[j] = src[2*j] for NR floats (a stride-2 im2col row), as vector loads and an
-    even-lane shuffle; it reads 2*NR floats from src."""
-    def codegen(context, builder, signature, args):
-        vp = ir.VectorType(ir.FloatType(), W).as_pointer()
-        d, s_ = (builder.inttoptr(x, ir.FloatType().as_pointer()) for x in args)
-        even = ir.Constant(ir.VectorType(ir.IntType(32), W), list(range(0, 2 * W, 2)))
-        for j in range(NV):
-            lo, hi = (builder.load(builder.bitcast(builder.gep(s_, [ir.Constant(args[1].type, 2 * W * j + h)]), vp),
-                                   align=4) for h in (0, W))
-            builder.store(builder.shuffle_vector(lo, hi, even),
-                          builder.bitcast(builder.gep(d, [ir.Constant(args[0].type, W * j)]), vp), align=4)
-        return context.get_dummy_value()
-    return types.void(types.intp, types.intp), codegen
-
-
 def _deinterleave(n):
     """An intrinsic f(even, odd, src): even[j] = src[2j], odd[j] = src[2j + 1] for n floats
     each (a stride-2 conv's two column phases of an image row), as vector loads and shuffles."""
