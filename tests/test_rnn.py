@@ -85,6 +85,7 @@ CASES = {
                                          activation_beta=[0.4], clip=1.5, outputs=("Y",))),
     "gru_nobias": ("GRU", dict(bias=False, outputs=("Y_h",))),
     "lstm_default": ("LSTM", {}),
+    "lstm_wide_hidden": ("LSTM", dict(hs=21, initial=True)),    # the plain cell's 8-row passes and its tail
     "lstm_peep_lens_init": ("LSTM", dict(peepholes=True, seq_lens=[5, 3, 1], initial=True)),
     "lstm_bidir_peep": ("LSTM", dict(direction="bidirectional", peepholes=True, initial=True,
                                      seq_lens=[2, 5, 4])),

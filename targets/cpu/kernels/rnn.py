@@ -227,7 +227,7 @@ def _is_plain(codes, clip, p, input_forget):
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _plain_cell32(g, xr, bsum, rt, c, h, hs):
     """One batch row of a default float32 LSTM cell: gates i, o, f, c in g = xr (x @ W^T) +
     bsum + h @ R^T, with R^T as rt (hs, 4 hs) so each step is rows of axpys that vectorise
@@ -237,12 +237,14 @@ def _plain_cell32(g, xr, bsum, rt, c, h, hs):
     for j in range(4 * hs):
         g[j] = xr[j] + bsum[j]
     k = 0
-    while k + 4 <= hs:      # four rows of R^T per pass over g: a third less time than one
+    while k + 8 <= hs:      # eight rows of R^T per pass over g (four: a third less time than one)
         h0, h1, h2, h3 = h[k], h[k + 1], h[k + 2], h[k + 3]
+        h4, h5, h6, h7 = h[k + 4], h[k + 5], h[k + 6], h[k + 7]
         r0, r1, r2, r3 = rt[k], rt[k + 1], rt[k + 2], rt[k + 3]
+        r4, r5, r6, r7 = rt[k + 4], rt[k + 5], rt[k + 6], rt[k + 7]
         for j in range(4 * hs):
-            g[j] += (h0 * r0[j] + h1 * r1[j]) + (h2 * r2[j] + h3 * r3[j])
-        k += 4
+            g[j] += ((h0 * r0[j] + h1 * r1[j]) + (h2 * r2[j] + h3 * r3[j])) + ((h4 * r4[j] + h5 * r5[j]) + (h6 * r6[j] + h7 * r7[j]))
+        k += 8
     for k in range(k, hs):
         hk, row = h[k], rt[k]
         for j in range(4 * hs):
