@@ -197,6 +197,9 @@ CONV_CASES = [
     # nine phases with dilation), the image batch reusing its border
     ((2, 5, 38, 41), (8, 5, 3, 3), dict(strides=[2, 2], pads=[0, 1, 1, 0]), True),
     ((1, 4, 17, 19), (6, 4, 4, 4), dict(strides=[3, 3], dilations=[1, 2], pads=[2, 2, 1, 1]), False),
+    ((2, 10, 10, 12), (10, 5, 3, 3), dict(group=2, strides=[2, 1], pads=[1, 1, 1, 1]), True),   # per group
+    ((1, 10, 6, 7), (10, 5, 1, 1), dict(group=2), True),     # 1x1 read in place, per group
+    ((1, 4, 9, 9), (8, 4, 5, 5), dict(dilations=[3, 3], pads=[3, 3, 3, 3]), True),   # too many dropped columns: im2col
 ]
 
 
