@@ -22,7 +22,7 @@ from numba import njit, prange
 
 from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_implicit
 from .fastmath import logistic_rows32, sum64
-from .sgemm import NR, W as VW, clamp, deinterleave_half, deinterleave_w
+from .sgemm import NR, clamp
 
 __all__ = [
     "conv",
@@ -212,7 +212,7 @@ IMPLICIT_MAX_WASTE = 1.5
 
 @njit(cache=True, error_model="numpy")
 def implicit_plan(cg, kH, kW, strides, dilations, OH, OW):
-    """(Hq, Wq, slot of each phase (-1: unused), slots, offs, floats of the image buffer):
+    """(Hq, Wq, slot of each phase (-1: unused), offs, floats of the image buffer):
     phase (a, b) holds padded rows a, a + sh, ... and columns b, b + sw, ...; offs[r] is
     im2col row r = (c, kh, kw)'s first tap in the buffer of slots x cg x Hq x Wq."""
     sh, sw = strides[1], strides[2]
@@ -237,7 +237,7 @@ def implicit_plan(cg, kH, kW, strides, dilations, OH, OW):
                 offs[r] = (slot[ph] * cg + c) * plane + (kh * dh // sh) * Wq + kw * dw // sw
                 r += 1
     size = max(slots * cg * plane, offs.max() + (OH - 1) * Wq + OW)
-    return Hq, Wq, slot, slots, offs, size
+    return Hq, Wq, slot, offs, size
 
 
 @njit(cache=True, error_model="numpy")
@@ -248,20 +248,31 @@ def implicit_pays(cg, kH, kW, strides, dilations, OH, OW):
     return (OH - 1) * Wq + OW + NR - 1 <= IMPLICIT_MAX_WASTE * (OH * OW + NR - 1)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def split_columns(src, even, odd):
+    """even[t] = src[2t], odd[t] = src[2t + 1] (a stride-2 row's two column phases) in one
+    loop where both exist: LLVM loads the pairs and shuffles them."""
+    nb = min(even.shape[0], odd.shape[0])
+    for t in range(nb):
+        even[t] = src[2 * t]
+        odd[t] = src[2 * t + 1]
+    for t in range(nb, even.shape[0]):
+        even[t] = src[2 * t]
+    for t in range(nb, odd.shape[0]):
+        odd[t] = src[2 * t + 1]
+
+
 @njit(cache=True, error_model="numpy")
 def _fill_pair(x, n, c0, cg, a, sh, ph, pw, Hq, Wq, s0, s1, xq):
-    """fill_phases' two column phases (slots s0, s1) of row phase a at stride 2 in one pass:
-    column pairs of each image row split by vector shuffles (element by element it cost the
-    ResNet stem's 7x7 stride-2 conv a tenth of its time). Chunks overlap at the end of the
-    span where a whole chunk's source lies inside the row; the few columns outside it (the
-    pads' edge) go one by one."""
+    """fill_phases' two column phases (slots s0, s1) of row phase a at stride 2, both at once
+    (split_columns; one phase at a time, element by element, cost the ResNet stem's 7x7
+    stride-2 conv a tenth of its time). Even input columns 2t land in the phase of pw's parity
+    at t + pw // 2, odd ones in the other at t + (pw + 1) // 2."""
     H, W = x.shape[3], x.shape[4]
     plane = Hq * Wq
-    jv0 = (pw + 1) // 2                  # the first column pair inside the row: 2j - pw >= 0
-    jv1 = min(Wq, (W + pw) // 2)         # past the last: 2j - pw + 2 <= W
-    width = VW if jv1 - jv0 >= VW else VW // 2
-    if jv1 - jv0 < width:
-        jv1 = jv0                        # too narrow: all one by one
+    se, so = (s0, s1) if pw % 2 == 0 else (s1, s0)
+    ce, co = pw // 2, (pw + 1) // 2
+    ne, no = max(0, min((W + 1) // 2, Wq - ce)), max(0, min(W // 2, Wq - co))
     for c in range(cg):
         xc = x[n, c0 + c, 0]
         for i in range(Hq):
@@ -269,27 +280,9 @@ def _fill_pair(x, n, c0, cg, a, sh, ph, pw, Hq, Wq, s0, s1, xq):
             if ih < 0 or ih >= H:
                 continue
             src = xc[ih]
-            d0, d1 = (s0 * cg + c) * plane + i * Wq, (s1 * cg + c) * plane + i * Wq
-            if jv1 > jv0:
-                sa, e, o = src.ctypes.data, xq.ctypes.data + 4 * d0, xq.ctypes.data + 4 * d1
-                j = jv0
-                while True:
-                    j = min(j, jv1 - width)
-                    if width == VW:
-                        deinterleave_w(e + 4 * j, o + 4 * j, sa + 4 * (2 * j - pw))
-                    else:
-                        deinterleave_half(e + 4 * j, o + 4 * j, sa + 4 * (2 * j - pw))
-                    if j + width >= jv1:
-                        break
-                    j += width
-            for j in range(Wq - (jv1 - jv0)):
-                j += (jv1 - jv0) if j >= jv0 else 0
-                u = 2 * j - pw
-                if 0 <= u < W:
-                    xq[d0 + j] = src[u]
-                if 0 <= u + 1 < W:
-                    xq[d1 + j] = src[u + 1]
-    return xq[0] + x[0, 0, 0, 0, 0]     # written through addresses: alive until here
+            de = (se * cg + c) * plane + i * Wq + ce
+            do = (so * cg + c) * plane + i * Wq + co
+            split_columns(src, xq[de:de + ne], xq[do:do + no])
 
 
 @njit(cache=True, error_model="numpy")
@@ -711,16 +704,7 @@ def _fill_phases(xc, xq, s, ph, pw, Hq, Wq):
         q = ((i + ph) >> 1) * Wq
         k = 2 * ((i + ph) & 1)
         src = xc[i]
-        de = xq[k + be, q + ce:q + ce + ne]
-        do = xq[k + 1 - be, q + co:q + co + no]
-        nb = min(ne, no)
-        for t in range(nb):          # one loop for both: LLVM loads the pairs and shuffles
-            de[t] = src[2 * t]
-            do[t] = src[2 * t + 1]
-        for t in range(nb, ne):
-            de[t] = src[2 * t]
-        for t in range(nb, no):
-            do[t] = src[2 * t + 1]
+        split_columns(src, xq[k + be, q + ce:q + ce + ne], xq[k + 1 - be, q + co:q + co + no])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1335,7 +1319,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 else:
                     _gemm_epi(wg, x3[n, g * cg:(g + 1) * cg], o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
     elif implicit:
-        Hq, Wq, slot, _, offs, size = implicit_plan(cg, kH, kW, strides, dilations, OH, OW)
+        Hq, Wq, slot, offs, size = implicit_plan(cg, kH, kW, strides, dilations, OH, OW)
         xq = np.zeros(size, dtype=x.dtype)
         tmp = np.empty((mg, (OH - 1) * Wq + OW) if Wq != OW else (0, 0), dtype=x.dtype)
         for g in range(group):
@@ -1447,7 +1431,7 @@ def _band_setup(x, w, out, strides, pads_begin, dilations, group, parts):
     kH, kW = w.shape[3], w.shape[4]
     implicit = (by_rows and x.itemsize == 4 and M >= OWN_MIN_M
                 and implicit_pays(x.shape[1], kH, kW, strides, dilations, H, W))
-    Hq, Wq, slot, _, offs, size = implicit_plan(x.shape[1], kH, kW, strides, dilations, H, W)
+    Hq, Wq, slot, offs, size = implicit_plan(x.shape[1], kH, kW, strides, dilations, H, W)
     xq = np.zeros(N * size if implicit else 0, dtype=x.dtype)
     for n in range(N if implicit else 0):
         fill_phases(x, n, 0, x.shape[1], strides, pads_begin, Hq, Wq, slot, xq[n * size:(n + 1) * size])

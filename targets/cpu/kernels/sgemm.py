@@ -76,28 +76,6 @@ def copy_nr(typingctx, dst, src):
     return types.void(types.intp, types.intp), codegen
 
 
-def _deinterleave(n):
-    """An intrinsic f(even, odd, src): even[j] = src[2j], odd[j] = src[2j + 1] for n floats
-    each (a stride-2 conv's two column phases of an image row), as vector loads and shuffles."""
-    @intrinsic
-    def deinterleave(typingctx, even, odd, src):
-        def codegen(context, builder, signature, args):
-            vt = ir.VectorType(ir.FloatType(), n)
-            e, o, s_ = (builder.inttoptr(x, ir.FloatType().as_pointer()) for x in args)
-            lo, hi = (builder.load(builder.bitcast(builder.gep(s_, [ir.Constant(args[2].type, h)]), vt.as_pointer()),
-                                   align=4) for h in (0, n))
-            for dst, first in ((e, 0), (o, 1)):
-                lanes = ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(first, 2 * n, 2)))
-                builder.store(builder.shuffle_vector(lo, hi, lanes), builder.bitcast(dst, vt.as_pointer()), align=4)
-            return context.get_dummy_value()
-        return types.void(types.intp, types.intp, types.intp), codegen
-    return deinterleave
-
-
-deinterleave_w = _deinterleave(W)
-deinterleave_half = _deinterleave(W // 2)
-
-
 @intrinsic
 def _tile(typingctx, mr, ap, ars, aks, bp, bo, cp, ldc, kc, accum, bias, res, ldr, lo, hi):
     """C[0:mr, 0:NR] (+)= sum over k < kc of A[0:mr, k] (outer) B[k, 0:NR], then, where bias
