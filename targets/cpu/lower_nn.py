@@ -74,13 +74,23 @@ def _conv(node, em):
     if not chosen_here:
         em.emit(f"{L}.conv_fused({args}, {threads})")
     elif nn_kernels.is_direct(x.shape[1], w.shape[0], group):   # only the path this conv takes is compiled
-        if nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads):
+        wide = nn_kernels.dw_wide(_as5(x.shape), _as5(w.shape), _t3(geo["strides"], 1), _t3(geo["dilations"], 1))
+        if wide and x.dtype != np.float32:
             em.emit(f"{L}.conv_direct({args}, {threads})")
+            return
+        kind = "dw" if wide else "planes"
+        if wide:
+            em.lib("callback_dw")   # binds the symbol conv_dw_serial and conv_dw_par call
+        if nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads):
+            em.emit(f"{L}.conv_{kind}_par({args}{f', {threads}' if kind == 'dw' else ''})")
         else:
-            em.emit(f"{L}.conv_direct_serial({args})")
+            em.emit(f"{L}.conv_{kind}_serial({args})")
     else:
         parts = _conv_gemm_parts(x, w, out, group, em)
-        em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm({args})")
+        f32 = x.dtype == np.float32
+        if f32:
+            em.lib("callback_conv_gemm")   # binds the symbol conv_gemm32 and conv_gemm_par's float32 bands call
+        em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm{'32' if f32 else ''}({args})")
 
 
 # Conv GEMMs (conv_gemm_par) and Winograd (conv_winograd_par) split from 512K multiply-adds

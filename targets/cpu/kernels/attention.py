@@ -3,7 +3,8 @@
 The state lives in `state` (its dtype: float32 for half models, as the reference
 accumulates); reads and sums of q^T S and S^T k accumulate in float64."""
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
 @njit(cache=True, error_model="numpy")

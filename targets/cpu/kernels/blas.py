@@ -6,10 +6,11 @@ Rows or columns of a and b may be strided (BLAS leading dimensions, transposed v
 such as w.T pass as they are); out's rows may be strided. The kernels never pass an
 operand strided along both dims; gemm refuses one with a ValueError."""
 import numpy as np
-from numba import njit, types
+from numba import types
 
 import runtime.blas  # noqa: F401 (binds the symbols below before any kernel links)
 
+from .jit import njit
 from .sgemm import NR, SIGNATURE as _OWN_SIGNATURE, SYMBOL as _OWN_SYMBOL, clamp
 
 _I = types.intp          # each Fortran argument is a pointer

@@ -1,7 +1,8 @@
 """Kernels for ops with data-dependent output shapes: each writes into a
 buffer of the largest possible size and returns how much it filled."""
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
 @njit(cache=True, error_model="numpy")

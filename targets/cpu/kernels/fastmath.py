@@ -4,7 +4,8 @@ expf/erff/tanhf are scalar calls. Shared by the generated elementwise code (thro
 scalar.py), the conv epilogues (nn.py), the LSTM cell (rnn.py) and Softmax (reduce.py);
 with them the float64 row sum both nn.py and reduce.py use."""
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
 @njit(inline="always")

@@ -15,8 +15,10 @@ bits 1-2 e8m0's round_mode (0 up, 1 down, 2 nearest)."""
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic, overload
+
+from .jit import njit
 
 
 @intrinsic

@@ -103,7 +103,8 @@ and back (exact for every op here except arithmetic in cumulative/scatter reduct
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 _JIT = dict(cache=True, error_model="numpy")
 TOPK_SORT_RATIO = 4  # topk switches from a size-k heap to a full merge sort when k >= n / 4

@@ -1,8 +1,9 @@
 """Matrix products. Float work goes to BLAS through blas.dot (MKL or scipy's OpenBLAS)."""
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .blas import dot, gemm_packed as _gemm_packed
+from .jit import njit
 from .sgemm import NR
 
 

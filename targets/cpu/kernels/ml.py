@@ -9,7 +9,8 @@ norms MAX L1 L2 = 0..2."""
 import math
 
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 LEAF = 7
 

@@ -18,11 +18,13 @@ Conventions shared by every kernel here:
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import carray, prange, types
+from numba.extending import overload
 
 from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_implicit
 from .fastmath import logistic_rows32, sum64
-from .sgemm import NR, clamp
+from .jit import njit
+from .sgemm import NR, clamp, voidptr
 
 __all__ = [
     "conv",
@@ -677,8 +679,10 @@ DW_MATH = {"contract"}
 
 
 @njit(cache=True, error_model="numpy")
-def _is_dw_wide(x, w, strides, dilations):
-    return _is3x3(x, w, dilations) and strides[1] == strides[2] and strides[1] <= 2
+def dw_wide(x_shape, w_shape, strides, dilations):
+    """Whether a direct conv takes the wide 3x3 path (conv_dw_serial, conv_dw_par)."""
+    return (x_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] == 3 and w_shape[4] == 3 and dilations[1] == 1
+            and dilations[2] == 1 and strides[1] == strides[2] and strides[1] <= 2)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -962,7 +966,7 @@ def _dw_cl_range(x, w, out, strides, pads_begin, t0, t1, b, act, alpha, beta):
 
 
 @njit(cache=True, error_model="numpy")
-def _dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
+def dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
     """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers."""
     if _dw_cl_ok(x, w, out, group, res):
         _dw_cl_range(x, w, out, strides, pads_begin, t0, t1, b, act, alpha, beta)
@@ -977,14 +981,82 @@ def _dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha,
                       b, res, act, lohi, alpha, beta, xq, acc)
 
 
+@njit(cache=True, error_model="numpy")
+def _dw_chunks(x, w, out, group, res, threads):
+    """How many plane ranges a dw_wide conv splits into: channels-last ranges vectorise over
+    their channels, so one run per thread, not 64 short ones."""
+    return min(x.shape[0] * out.shape[1], threads if _dw_cl_ok(x, w, out, group, res) else 64)
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
-def _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, threads):
-    T = x.shape[0] * out.shape[1]
-    # Channels-last ranges vectorise over their channels: one run per thread, not 64 short ones.
-    chunks = min(T, threads if _dw_cl_ok(x, w, out, group, res) else 64)
+def _dw_par(x, w, b, out, strides, pads_begin, group, res, act, alpha, beta, threads):
+    """A dw_wide conv of any float type, its planes split over `threads` (conv_direct)."""
+    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, res, threads)
     for k in prange(chunks):
-        _dw_range(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
+        dw_range(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
                   b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def conv_dw_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """A float32 dw_wide conv on one thread, by symbol (callback_dw.py)."""
+    dw_range32(x, w, out, strides, pads_begin, group, 0, x.shape[0] * out.shape[1], b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def conv_dw_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
+    """A float32 dw_wide conv, its planes split over `threads`, each range by symbol (callback_dw.py)."""
+    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, res, threads)
+    for k in prange(chunks):
+        dw_range32(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
+                   b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def conv_arrays32(xp, N, C, D, H, W, wp, M, cg, kD, kH, kW, bp, op, OD, OH, OW, rp, has_res):
+    """(x, w, b, out, res): the float32 C arrays a conv callback gets as addresses and dims."""
+    x = carray(voidptr(xp), (N, C, D, H, W), np.float32)
+    w = carray(voidptr(wp), (M, cg, kD, kH, kW), np.float32)
+    b = carray(voidptr(bp), M, np.float32)
+    out = carray(voidptr(op), (N, M, OD, OH, OW), np.float32)
+    res = carray(voidptr(rp), (N, M, OD, OH, OW) if has_res else (0, 0, 0, 0, 0), np.float32)
+    return x, w, b, out, res
+
+
+# dw_range on float32 through callback_dw.py's C callback: (x, N, C, D, H, W, w, M, C/group, kD, kH,
+# kW, b, out, OD, OH, OW, res, has_res, strides, pads, group, t0, t1, act) as integers and
+# addresses, alpha, beta; 1 where dw_range raised.
+DW_RANGE32_SYMBOL = "onnxjit_dw_range32_v1"
+DW_RANGE32_SIGNATURE = types.int64(*(types.intp,) * 29, types.float64, types.float64)
+_dw_range32 = types.ExternalFunction(DW_RANGE32_SYMBOL, DW_RANGE32_SIGNATURE)
+
+
+@njit(cache=True, error_model="numpy")
+def dw_range32(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
+    """dw_range of float32 arrays (out C-contiguous; the others copied where they are not)."""
+    x, w, b, res = np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(b), np.ascontiguousarray(res)
+    _check32(x, w, b, out, res)
+    N, C, D, H, W = x.shape
+    M, cg, kD, kH, kW = w.shape
+    has_res = 1 if res.size > 0 else 0
+    status = _dw_range32(x.ctypes.data, N, C, D, H, W, w.ctypes.data, M, cg, kD, kH, kW, b.ctypes.data,
+                         out.ctypes.data, out.shape[2], out.shape[3], out.shape[4], res.ctypes.data, has_res,
+                         strides[0], strides[1], strides[2], pads_begin[0], pads_begin[1], pads_begin[2],
+                         group, t0, t1, act, alpha, beta)
+    if status != 0 or x.size + w.size + b.size + res.size < 0:     # (x.size...: see conv_gemm32)
+        raise RuntimeError("dw_range32: dw_range raised inside its C callback")
+
+
+@njit(cache=True, error_model="numpy")
+def _check32(x, w, b, out, res):
+    """The operands a float32 callback reads as C arrays: float32, out C-contiguous (the others
+    are made so), one bias a filter, res shaped like out or empty."""
+    if x.itemsize != 4 or w.itemsize != 4 or b.itemsize != 4 or res.itemsize != 4 or out.itemsize != 4:
+        raise ValueError("float32 conv callback: float32 operands only")
+    if not out.flags.c_contiguous or b.shape[0] != w.shape[0]:
+        raise ValueError("float32 conv callback: out must be C-contiguous, b hold one value a filter")
+    if res.size > 0 and res.shape != out.shape:
+        raise ValueError("float32 conv callback: res must be shaped like out")
 
 
 @njit(cache=True, error_model="numpy")
@@ -1255,27 +1327,33 @@ def direct_parallel(x_shape, w_shape, out_shape, group, threads):
 
 @njit(cache=True, error_model="numpy")
 def conv_direct(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
-    """conv_fused's direct path (is_direct convolutions). The lowering calls it, or
-    conv_direct_serial when direct_parallel says one thread, so that a model compiles only
-    the paths its convolutions take (conv_fused with all of them took 45 s cold)."""
+    """conv_fused's direct path (is_direct convolutions, any float type). With constant float32
+    filters the lowering calls the one path a conv takes instead (conv_dw_serial, conv_dw_par,
+    conv_planes_serial, conv_planes_par), so that a model compiles only those: each parallel
+    one, with all it calls, costs seconds of cold compile."""
     if not direct_parallel(x.shape, w.shape, out.shape, group, threads):
-        conv_direct_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
-    elif _is_dw_wide(x, w, strides, dilations):
-        _dw_par(x, w, out, strides, pads_begin, group, b, res, act, alpha, beta, threads)
+        if dw_wide(x.shape, w.shape, strides, dilations):
+            dw_range(x, w, out, strides, pads_begin, group, 0, x.shape[0] * out.shape[1], b, res, act, alpha, beta)
+        else:
+            conv_planes_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
+    elif dw_wide(x.shape, w.shape, strides, dilations):
+        _dw_par(x, w, b, out, strides, pads_begin, group, res, act, alpha, beta, threads)
     else:
-        w_lo, w_hi = _tap_ranges(out.shape[4], strides[2], pads_begin[2], w.shape[4], dilations[2], x.shape[4])
-        _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
+        conv_planes_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
-def conv_direct_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
-    """conv_direct on one thread, without the parallel loops (they cost most of its compile)."""
-    if _is_dw_wide(x, w, strides, dilations):
-        _dw_range(x, w, out, strides, pads_begin, group, 0, x.shape[0] * out.shape[1], b, res, act, alpha, beta)
-        return
-    OW, W = out.shape[4], x.shape[4]
-    w_lo, w_hi = _tap_ranges(OW, strides[2], pads_begin[2], w.shape[4], dilations[2], W)
+def conv_planes_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """A direct conv that is not dw_wide, plane by plane on one thread."""
+    w_lo, w_hi = _tap_ranges(out.shape[4], strides[2], pads_begin[2], w.shape[4], dilations[2], x.shape[4])
     _direct_serial(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def conv_planes_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """conv_planes_serial with its planes split over Numba's threads."""
+    w_lo, w_hi = _tap_ranges(out.shape[4], strides[2], pads_begin[2], w.shape[4], dilations[2], x.shape[4])
+    _direct_par(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi, b, res, act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1365,6 +1443,35 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
                 o2 = out3[n, g * mg:(g + 1) * mg]
                 r2 = res3[n, g * mg:(g + 1) * mg] if res.size > 0 else res3[0]
                 _gemm_epi(wg, col, o2, o2, OW, OW, b, g * mg, r2, act, alpha, beta)
+
+
+# conv_gemm on float32 through callback_conv_gemm.py's C callback: (x, N, C, D, H, W, w, M, C/group, kD, kH,
+# kW, b, out, OD, OH, OW, res, has_res, strides, pads, dilations, group, act) as integers and
+# addresses, alpha, beta; it returns 1 where conv_gemm raised. The version names the ABI.
+CONV_GEMM32_SYMBOL = "onnxjit_conv_gemm32_v1"
+CONV_GEMM32_SIGNATURE = types.int64(*(types.intp,) * 30, types.float64, types.float64)
+_conv_gemm32 = types.ExternalFunction(CONV_GEMM32_SYMBOL, CONV_GEMM32_SIGNATURE)
+
+
+@njit(cache=True, error_model="numpy")
+def conv_gemm32(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """conv_gemm of float32 arrays (out C-contiguous; the others are copied where they are not)
+    by symbol: one compiled copy of its paths serves this call, conv_gemm_par's channel bands
+    and every model (callback_conv_gemm.py)."""
+    x, w, b, res = np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(b), np.ascontiguousarray(res)
+    _check32(x, w, b, out, res)
+    N, C, D, H, W = x.shape
+    M, cg, kD, kH, kW = w.shape
+    has_res = 1 if res.size > 0 else 0    # not inline in the call: Numba refuses a long call holding a branch
+    status = _conv_gemm32(x.ctypes.data, N, C, D, H, W, w.ctypes.data, M, cg, kD, kH, kW, b.ctypes.data,
+                          out.ctypes.data, out.shape[2], out.shape[3], out.shape[4],
+                          res.ctypes.data, has_res, strides[0], strides[1], strides[2],
+                          pads_begin[0], pads_begin[1], pads_begin[2], dilations[0], dilations[1], dilations[2],
+                          group, act, alpha, beta)
+    # x, w, b and res may be copies, read through addresses Numba cannot see: used here, after
+    # the call, they stay allocated through it
+    if status != 0 or x.size + w.size + b.size + res.size < 0:
+        raise RuntimeError("conv_gemm32: conv_gemm raised inside its C callback")
 
 
 # Large 2-D outputs split by output rows, not channels: a channel band builds the whole im2col,
@@ -1468,7 +1575,22 @@ def _conv_band(x, w, b, out, strides, pads_begin, dilations, res, act, alpha, be
         for n in range(N):
             o = out[n, lo:hi].reshape((1, hi - lo, D, H, W))
             r = res[n, lo:hi].reshape((1, hi - lo, D, H, W)) if res.size > 0 else res
-            conv_gemm(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
+            band_conv(x[n:n + 1], w[lo:hi], b[lo:hi], o, strides, pads_begin, dilations, 1, r, act, alpha, beta)
+
+
+def band_conv(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):  # pragma: no cover
+    raise NotImplementedError("compiled code calls the overload below")
+
+
+@overload(band_conv)
+def _band_conv(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+    """A channel band of conv_gemm_par: conv_gemm32 (by symbol) for float32, else conv_gemm,
+    chosen while typing so that a float32 band never compiles conv_gemm's code into itself."""
+    fn = conv_gemm32 if x.dtype == types.float32 else conv_gemm
+
+    def impl(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+        fn(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
+    return impl
 
 
 # -------------------------------------------------------------------- ConvTranspose

@@ -12,7 +12,8 @@
   0 after the zero point is subtracted.
 """
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
 @njit(inline="always")

@@ -1,9 +1,10 @@
 """Row-wise reductions: the caller moves the reduced axes last and views the
 tensor as (rows, n). Accumulation is in float64 (or int64) for accuracy."""
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .fastmath import exp32_shifted, sum64
+from .jit import njit
 
 _JIT = dict(cache=True, error_model="numpy")
 

@@ -110,8 +110,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
+
+from .jit import njit
 
 __all__ = [
     "resize",

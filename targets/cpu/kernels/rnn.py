@@ -18,10 +18,10 @@ Shared conventions:
 import math
 
 import numpy as np
-from numba import njit
 
 from .blas import gemm
 from .fastmath import sigmoid32, tanh32
+from .jit import njit
 
 SIGMOID, TANH, RELU, AFFINE, LEAKY_RELU, THRESHOLDED_RELU = 0, 1, 2, 3, 4, 5
 SCALED_TANH, HARD_SIGMOID, ELU, SOFTSIGN, SOFTPLUS = 6, 7, 8, 9, 10

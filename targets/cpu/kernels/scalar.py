@@ -1,8 +1,8 @@
 """Scalar helpers that generated kernels call (inlined by Numba)."""
 import numpy as np
-from numba import njit
 
 from .fastmath import erf32, tanh32  # noqa: F401 (generated code calls L_scalar.erf32, .tanh32)
+from .jit import njit
 
 
 @njit(inline="always")

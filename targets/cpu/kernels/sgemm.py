@@ -24,9 +24,11 @@ import os
 import numpy as np
 from llvmlite import ir
 import llvmlite.binding as ll
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .jit import njit
 
 
 
@@ -54,7 +56,7 @@ NC = 128         # columns of B packed at a time (KC x 128 floats: 128 KB, in L2
 
 
 @intrinsic
-def _voidptr(typingctx, addr):
+def voidptr(typingctx, addr):
     """The address as a void pointer (for numba.carray)."""
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], cgutils.voidptr_t)
@@ -226,9 +228,9 @@ def _pack_b(B, b, sb0, sb1, k0, kc, j0, nc, bp):
 def _pack_rows(b, boffs, k0, kc, j0, nr, bt):
     """bt[k, j] = B[k0 + k, j0 + j] for j < nr, zero to NR, where B's row k is at b + boffs[k]
     floats: the indirect mode's ragged last panel."""
-    offs = carray(_voidptr(boffs + 8 * k0), kc, np.int64)
+    offs = carray(voidptr(boffs + 8 * k0), kc, np.int64)
     for k in range(kc):
-        row = carray(_voidptr(b + 4 * (offs[k] + j0)), nr, np.float32)
+        row = carray(voidptr(b + 4 * (offs[k] + j0)), nr, np.float32)
         d = bt[k * NR:(k + 1) * NR]
         for j in range(nr):
             d[j] = row[j]
@@ -271,13 +273,13 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo,
     (boffs: K int64 offsets; the implicit GEMM of a convolution, B never built: the tile reads
     its rows from the image, NR floats at a time; a ragged last panel is packed, so nothing is
     read past column N)."""
-    A = carray(_voidptr(a), _extent(M, K, sa0, sa1), np.float32)
+    A = carray(voidptr(a), _extent(M, K, sa0, sa1), np.float32)
     indirect = boffs != 0
     prepacked = sb0 < 0
-    B = carray(_voidptr(b), _extent(K, N, sb0, sb1) if not (prepacked or indirect) else 0, np.float32)
-    C = carray(_voidptr(c), _extent(M, N, ldc, 1), np.float32)
-    Bias = carray(_voidptr(bias), M if bias != 0 else 0, np.float32)
-    R = carray(_voidptr(res), _extent(M, N, ldr, 1) if res != 0 else 0, np.float32)
+    B = carray(voidptr(b), _extent(K, N, sb0, sb1) if not (prepacked or indirect) else 0, np.float32)
+    C = carray(voidptr(c), _extent(M, N, ldc, 1), np.float32)
+    Bias = carray(voidptr(bias), M if bias != 0 else 0, np.float32)
+    R = carray(voidptr(res), _extent(M, N, ldr, 1) if res != 0 else 0, np.float32)
     panels = (M + MR - 1) // MR
     # Row-major A is read in place (a ragged last panel too: the tile takes its row count);
     # packing it cost a small-N product most of its time (256x2304x49: its 2.4 MB read and

@@ -5,7 +5,8 @@ Complex data is (..., 2) float arrays: [..., 0] real, [..., 1] imaginary."""
 import math
 
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
 @njit(cache=True, error_model="numpy")

@@ -2,7 +2,8 @@
 by walking the flat trie of compiler/ops/text.py, then weigh the counts.
 Modes: TF IDF TFIDF = 0..2."""
 import numpy as np
-from numba import njit
+
+from .jit import njit
 
 
 @njit(cache=True, error_model="numpy")

@@ -4,7 +4,7 @@ r and t are the rate and step count as 1-element arrays; scalar math is
 float64, results are stored in the outputs' dtype."""
 import math
 
-from numba import njit
+from .jit import njit
 
 
 @njit(cache=True, error_model="numpy")

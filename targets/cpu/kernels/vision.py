@@ -25,9 +25,9 @@ max_unpool(x, idx, full, oshape, out)
 import math
 
 import numpy as np
-from numba import njit
 
 from .blas import gemm
+from .jit import njit
 
 _JIT = dict(cache=True, error_model="numpy")
 NEAREST, LINEAR, CUBIC = 0, 1, 2
