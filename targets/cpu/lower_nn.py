@@ -78,13 +78,12 @@ def _conv(node, em):
         if wide and x.dtype != np.float32:
             em.emit(f"{L}.conv_direct({args}, {threads})")
             return
-        kind = "dw" if wide else "planes"
+        par = nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads)
         if wide:
             em.lib("callback_dw")   # binds the symbol conv_dw_serial and conv_dw_par call
-        if nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads):
-            em.emit(f"{L}.conv_{kind}_par({args}{f', {threads}' if kind == 'dw' else ''})")
+            em.emit(f"{L}.conv_dw_par({args}, {threads})" if par else f"{L}.conv_dw_serial({args})")
         else:
-            em.emit(f"{L}.conv_{kind}_serial({args})")
+            em.emit(f"{L}.conv_planes_{'par' if par else 'serial'}({args})")
     else:
         parts = _conv_gemm_parts(x, w, out, group, em)
         f32 = x.dtype == np.float32

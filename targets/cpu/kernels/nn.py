@@ -1034,8 +1034,7 @@ _dw_range32 = types.ExternalFunction(DW_RANGE32_SYMBOL, DW_RANGE32_SIGNATURE)
 @njit(cache=True, error_model="numpy")
 def dw_range32(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
     """dw_range of float32 arrays (out C-contiguous; the others copied where they are not)."""
-    x, w, b, res = np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(b), np.ascontiguousarray(res)
-    _check32(x, w, b, out, res)
+    x, w, b, res = _operands32(x, w, b, out, res)
     N, C, D, H, W = x.shape
     M, cg, kD, kH, kW = w.shape
     has_res = 1 if res.size > 0 else 0
@@ -1048,15 +1047,18 @@ def dw_range32(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha
 
 
 @njit(cache=True, error_model="numpy")
-def _check32(x, w, b, out, res):
-    """The operands a float32 callback reads as C arrays: float32, out C-contiguous (the others
-    are made so), one bias a filter, res shaped like out or empty."""
+def _operands32(x, w, b, out, res):
+    """(x, w, b, res) as a float32 callback reads them: C-contiguous (copied where they are not);
+    refused unless all are float32, out is C-contiguous, b holds one value a filter and res is
+    shaped like out or empty."""
+    x, w, b, res = np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(b), np.ascontiguousarray(res)
     if x.itemsize != 4 or w.itemsize != 4 or b.itemsize != 4 or res.itemsize != 4 or out.itemsize != 4:
         raise ValueError("float32 conv callback: float32 operands only")
     if not out.flags.c_contiguous or b.shape[0] != w.shape[0]:
         raise ValueError("float32 conv callback: out must be C-contiguous, b hold one value a filter")
     if res.size > 0 and res.shape != out.shape:
         raise ValueError("float32 conv callback: res must be shaped like out")
+    return x, w, b, res
 
 
 @njit(cache=True, error_model="numpy")
@@ -1458,8 +1460,7 @@ def conv_gemm32(x, w, b, out, strides, pads_begin, dilations, group, res, act, a
     """conv_gemm of float32 arrays (out C-contiguous; the others are copied where they are not)
     by symbol: one compiled copy of its paths serves this call, conv_gemm_par's channel bands
     and every model (callback_conv_gemm.py)."""
-    x, w, b, res = np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(b), np.ascontiguousarray(res)
-    _check32(x, w, b, out, res)
+    x, w, b, res = _operands32(x, w, b, out, res)
     N, C, D, H, W = x.shape
     M, cg, kD, kH, kW = w.shape
     has_res = 1 if res.size > 0 else 0    # not inline in the call: Numba refuses a long call holding a branch
