@@ -82,7 +82,7 @@ def _tall_thin():
 
 
 def _mlp_row():
-    """Batch-1 Gemm layers: a row times a 784x512 and a 512x512 matrix (split by columns
+    """Batch-1 Gemm layers: a row times a 784x512 and a 512x512 constant (its rows in bands
     on 2 threads), then a 512x10 one (serial)."""
     w = lambda *s: (RNG.standard_normal(s) / np.sqrt(s[-1])).astype(np.float32)   # noqa: E731
     inits = {"w1": w(512, 784), "b1": w(512), "w2": w(512, 512), "b2": w(512), "w3": w(10, 512), "b3": w(10)}
@@ -93,7 +93,15 @@ def _mlp_row():
     return m, {"x": RNG.standard_normal((1, 784)).astype(np.float32)}
 
 
-@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain, _cnn, _mlp_row, _tall_thin])
+def _row_by_input():
+    """A row times a 256x512 matrix that is an input (no constant to transpose: BLAS column bands)."""
+    m = model([helper.make_node("MatMul", ["x", "z"], ["y"])], [("x", F, [1, 256]), ("z", F, [256, 512])],
+              [("y", F, [1, 512])], {})
+    return m, {"x": RNG.standard_normal((1, 256)).astype(np.float32),
+               "z": RNG.standard_normal((256, 512)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("build", [_encoder_block, _broadcast_chain, _cnn, _mlp_row, _row_by_input, _tall_thin])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threaded_kernels_match_reference(build, threads, tmp_path):
     m, feeds = build()
@@ -119,11 +127,17 @@ def test_gemms_split_by_rows_or_columns(tmp_path):
     assert "gemm_rows(" in text and "gemm_col_bands(" in text
 
 
-def test_mlp_row_splits_by_columns(tmp_path):
+def test_mlp_row_splits_its_weights_by_rows(tmp_path):
     m, feeds = _mlp_row()
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
     text = _sources(str(tmp_path))
-    assert text.count("gemm_cols(") == 2 and "gemm_rows(" not in text
+    assert text.count("gemv_t_par(") == 2 and text.count("gemv_t(") == 1 and "gemm_" not in text
+
+
+def test_row_by_an_input_splits_by_columns(tmp_path):
+    m, feeds = _row_by_input()
+    compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
+    assert "gemm_cols(" in _sources(str(tmp_path))
 
 
 @pytest.mark.parametrize("dtype,calls", [(np.float32, ("conv_gemm_par(",)),

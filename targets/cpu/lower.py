@@ -369,7 +369,8 @@ def gemm_parts(em, m: int, k: int, n: int, min_macs: int = PARALLEL_GEMM_MACS,
     return max(1, min(em.threads, m // min_rows))
 
 
-# A row times a matrix of this many elements or more is split by columns (gemm_cols): the
+# A row times a matrix of this many elements or more is split by columns (gemm_cols; a
+# constant one, kept transposed, by rows of the transpose: gemv_t_par): the
 # bench MLP's 784x512 and 512x512 layers (2.7 MB of weights with the last) ran ~3x faster
 # on 2 threads in onnxruntime, each core's 2 MB L2 then holding its half of them.
 PARALLEL_GEMV_ELEMENTS = 1 << 17
@@ -377,7 +378,7 @@ PARALLEL_GEMV_COLUMNS = 64      # columns per thread, at least
 
 
 def gemv_parts(em, k: int, n: int) -> int:
-    """How many column bands (one per thread) a (k,) x (k, n) product is split into: the
+    """How many bands of the n columns (one per thread) a (k,) x (k, n) product is split into: the
     band rule of gemm_parts with the columns as its rows."""
     return gemm_parts(em, n, k, 1, PARALLEL_GEMV_ELEMENTS, PARALLEL_GEMV_COLUMNS)
 
@@ -416,6 +417,13 @@ def _matmul(node, em):
     m, k, n = a2[-2], a2[-1], b2[-1]
     nb = int(np.prod(batch, dtype=np.int64))
     res = em.alloc(out)
+    if out.dtype == np.float32 and b.const is not None and len(b2) == 2 and nb * m == 1:
+        # one row by a constant: the weight travels transposed, one contiguous dot an output
+        wt = em.const(np.ascontiguousarray(np.asarray(b.const).reshape(k, n).T))
+        args = f"{em[a]}.reshape({k}), {wt}, {res}.reshape({n})"
+        parts = gemv_parts(em, k, n)
+        em.emit(f"{em.lib('linalg')}.gemv_t_par({args}, {parts})" if parts > 1 else f"{em.lib('linalg')}.gemv_t({args})")
+        return
     if out.dtype.kind == "f" and len(b2) == 2 and nb * m == 1 and n >= GEMV_MIN_N:   # one row: BLAS gemv
         args = f"{em[a]}.reshape({k}), {em[b]}.reshape({source.ints((k, n))}), {res}.reshape({n})"
         parts = gemv_parts(em, k, n)

@@ -34,6 +34,38 @@ def gemm_cols(a, b, out, parts):
         dot(a, b[:, p * n // parts:(p + 1) * n // parts], out[p * n // parts:(p + 1) * n // parts])
 
 
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _dot_rows(x, wt, out, j0, j1):
+    """out[j] = x . wt[j] for j0 <= j < j1, float32 (the sums vectorised: reassociated). Not
+    inlined: Numba inlines a function's IR, and its caller's flags would compile it."""
+    for j in range(j0, j1):
+        s = np.float32(0)
+        for kk in range(wt.shape[1]):
+            s += x[kk] * wt[j, kk]
+        out[j] = s
+
+
+@njit(cache=True, error_model="numpy")
+def gemv_t(x, wt, out):
+    """out (n,) = x (k,) @ wt.T for a weight kept transposed, wt (n, k) C-contiguous, float32:
+    one contiguous dot product an output, so the weight streams through once in order. A
+    one-row MatMul by a constant reads its whole weight from memory each call (the bench MLP:
+    2.6 MB, 50 ms apart): the BLAS's sgemm took ~25% longer over the same bytes."""
+    if wt.shape[1] != x.shape[0] or wt.shape[0] != out.shape[0]:
+        raise ValueError("gemv_t: shapes do not match")
+    _dot_rows(x, wt, out, 0, wt.shape[0])
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def gemv_t_par(x, wt, out, parts):
+    """gemv_t with wt's rows in `parts` bands, one a thread: each core streams its own band."""
+    if wt.shape[1] != x.shape[0] or wt.shape[0] != out.shape[0]:
+        raise ValueError("gemv_t: shapes do not match")
+    n = wt.shape[0]
+    for p in prange(parts):
+        _dot_rows(x, wt, out, p * n // parts, (p + 1) * n // parts)
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def gemm_col_bands(a, b, out, parts):
     """gemm (a matrix a) split into `parts` bands of columns, whole NR-column panels, one per
