@@ -127,6 +127,23 @@ def test_gemms_split_by_rows_or_columns(tmp_path):
     assert "gemm_rows(" in text and "gemm_col_bands(" in text
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_narrow_pointwise_conv_splits_by_rows(dtype, threads, tmp_path):
+    """A 1x1 conv to 6 channels on 64x64 (too few filters for channel bands) with bias, a
+    residual Add and ReLU: at 2 threads its bands are rows of the image (float32: read in
+    place by the micro-kernel; float64: each band's own im2col), and it matches the reference."""
+    elem = TensorProto.DOUBLE if dtype == np.float64 else F
+    inits = {"w": RNG.standard_normal((6, 32, 1, 1)).astype(dtype), "b": RNG.standard_normal(6).astype(dtype)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"]), helper.make_node("Add", ["y", "r"], ["s"]),
+             helper.make_node("Relu", ["s"], ["u"])]
+    m = model(nodes, [("x", elem, [1, 32, 64, 64]), ("r", elem, [1, 6, 64, 64])], [("u", elem, [1, 6, 64, 64])], inits)
+    feeds = {"x": RNG.standard_normal((1, 32, 64, 64)).astype(dtype), "r": RNG.standard_normal((1, 6, 64, 64)).astype(dtype)}
+    got = compile(m, cache_dir=str(tmp_path), threads=threads).run(feeds)["u"]
+    np.testing.assert_allclose(got, reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
+    assert ("conv_gemm_par(" in _sources(str(tmp_path))) == (threads == 2)
+
+
 def test_mlp_row_splits_its_weights_by_rows(tmp_path):
     m, feeds = _mlp_row()
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)

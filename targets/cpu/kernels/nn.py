@@ -1487,10 +1487,20 @@ ROWS_SPLIT_MIN_OUT = 1024   # output positions an image, at least
 
 @njit(cache=True, error_model="numpy")
 def rows_split(x_shape, w_shape, out_shape, group, parts):
-    """Whether conv_gemm_par splits this conv by output rows (2-D, group 1, not 1x1, large)."""
+    """Whether conv_gemm_par splits this conv by output rows (2-D, group 1, large; a 1x1 conv
+    only where it is pointwise: its row bands are column bands of the image itself)."""
     OH, OW = out_shape[3], out_shape[4]
-    return (group == 1 and x_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] * w_shape[4] > 1
+    return (group == 1 and x_shape[2] == 1 and w_shape[2] == 1
+            and (w_shape[3] * w_shape[4] > 1 or _pointwise(x_shape, w_shape, out_shape))
             and OH * OW >= ROWS_SPLIT_MIN_OUT and OH >= 2 * parts)
+
+
+@njit(cache=True, error_model="numpy")
+def _pointwise(x_shape, w_shape, out_shape):
+    """A 1x1 conv whose output is the input's size: stride 1, no pad (a wider output would need
+    a pad, a narrower one a stride): the image itself is its GEMM's right operand."""
+    return (w_shape[2] * w_shape[3] * w_shape[4] == 1 and x_shape[2] == out_shape[2]
+            and x_shape[3] == out_shape[3] and x_shape[4] == out_shape[4])
 
 
 @njit(cache=True, error_model="numpy")
@@ -1533,12 +1543,18 @@ def conv_gemm_par(x, w, b, out, strides, pads_begin, dilations, group, res, act,
 @njit(cache=True, error_model="numpy")
 def _band_setup(x, w, out, strides, pads_begin, dilations, group, parts):
     """conv_gemm_par's serial part: the kind of band, and for implicit row bands the shared
-    phase images of every image (N x size floats) with their tap offsets."""
+    phase images of every image (N x size floats) with their tap offsets (a pointwise conv's
+    are its input, as it is)."""
     N, M, H, W = out.shape[0], out.shape[1], out.shape[3], out.shape[4]
     by_rows = rows_split(x.shape, w.shape, out.shape, group, parts)
     kH, kW = w.shape[3], w.shape[4]
+    pointwise = _pointwise(x.shape, w.shape, out.shape)
     implicit = (by_rows and x.itemsize == 4 and M >= OWN_MIN_M
-                and implicit_pays(x.shape[1], kH, kW, strides, dilations, H, W))
+                and (pointwise or implicit_pays(x.shape[1], kH, kW, strides, dilations, H, W)))
+    if implicit and pointwise:
+        # the images themselves are the phase images: B's rows are the channels' planes
+        C, P = x.shape[1], H * W
+        return by_rows, implicit, W, np.arange(C) * P, np.ascontiguousarray(x).reshape(-1), C * P
     Hq, Wq, slot, offs, size = implicit_plan(x.shape[1], kH, kW, strides, dilations, H, W)
     xq = np.zeros(N * size if implicit else 0, dtype=x.dtype)
     for n in range(N if implicit else 0):
