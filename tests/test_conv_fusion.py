@@ -235,7 +235,7 @@ def test_conv_gemm_par_row_bands(c, m, k, stride, pad, dil, hw, parts, residual)
     wt = RNG.standard_normal((m, c, 1, k, k)).astype(np.float32)
     b = RNG.standard_normal(m).astype(np.float32)
     oh = (hw + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    assert nn.rows_split(x.shape, wt.shape, (n, m, 1, oh, oh), 1, parts)
+    assert nn.rows_split(x.shape, wt.shape, (n, m, 1, oh, oh), (1, stride, stride), (0, pad, pad), 1, parts)
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[pad] * 4, strides=[stride] * 2, dilations=[dil] * 2)
     ref_model = model([node], [("x", F, [n, c, hw, hw])], [("y", F, [n, m, oh, oh])], {"w": wt[:, :, 0], "b": b})
     res = RNG.standard_normal((n, m, 1, oh, oh)).astype(np.float32) if residual else np.empty((0,) * 5, np.float32)

@@ -144,6 +144,18 @@ def test_narrow_pointwise_conv_splits_by_rows(dtype, threads, tmp_path):
     assert ("conv_gemm_par(" in _sources(str(tmp_path))) == (threads == 2)
 
 
+def test_strided_padded_1x1_conv_the_inputs_size_is_not_pointwise(tmp_path):
+    """A 1x1 conv with stride 2 and pads of 16 on 32x32 has a 32x32 output, as a pointwise
+    conv's, but reads every other pixel and a zero border: its 2-thread row bands must too."""
+    inits = {"w": RNG.standard_normal((16, 64, 1, 1)).astype(np.float32), "b": RNG.standard_normal(16).astype(np.float32)}
+    m = model([helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[16] * 4)],
+              [("x", F, [1, 64, 32, 32])], [("y", F, [1, 16, 32, 32])], inits)
+    feeds = {"x": RNG.standard_normal((1, 64, 32, 32)).astype(np.float32)}
+    got = compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)["y"]
+    np.testing.assert_allclose(got, reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
+    assert "conv_gemm_par(" in _sources(str(tmp_path))
+
+
 def test_mlp_row_splits_its_weights_by_rows(tmp_path):
     m, feeds = _mlp_row()
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)

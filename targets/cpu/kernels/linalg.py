@@ -46,21 +46,26 @@ def _dot_rows(x, wt, out, j0, j1):
 
 
 @njit(cache=True, error_model="numpy")
+def _gemv_t_shapes(x, wt, out):
+    """Refuses all but x (k,), wt (n, k), out (n,): the kernels index them unchecked."""
+    if wt.shape[1] != x.shape[0] or wt.shape[0] != out.shape[0]:
+        raise ValueError("gemv_t: shapes do not match")
+
+
+@njit(cache=True, error_model="numpy")
 def gemv_t(x, wt, out):
     """out (n,) = x (k,) @ wt.T for a weight kept transposed, wt (n, k) C-contiguous, float32:
     one contiguous dot product an output, so the weight streams through once in order. A
     one-row MatMul by a constant reads its whole weight from memory each call (the bench MLP:
     2.6 MB, 50 ms apart): the BLAS's sgemm took ~25% longer over the same bytes."""
-    if wt.shape[1] != x.shape[0] or wt.shape[0] != out.shape[0]:
-        raise ValueError("gemv_t: shapes do not match")
+    _gemv_t_shapes(x, wt, out)
     _dot_rows(x, wt, out, 0, wt.shape[0])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def gemv_t_par(x, wt, out, parts):
     """gemv_t with wt's rows in `parts` bands, one a thread: each core streams its own band."""
-    if wt.shape[1] != x.shape[0] or wt.shape[0] != out.shape[0]:
-        raise ValueError("gemv_t: shapes do not match")
+    _gemv_t_shapes(x, wt, out)
     n = wt.shape[0]
     for p in prange(parts):
         _dot_rows(x, wt, out, p * n // parts, (p + 1) * n // parts)

@@ -1379,8 +1379,7 @@ def conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alp
     Dp = (OD - 1) * sd + (kD - 1) * dd + 1
     Hp = (OH - 1) + (kH - 1) * dh + 1
     Wp = OW + (kW - 1) * dw
-    pointwise = (kD * kH * kW == 1 and sd == 1 and sh == 1 and sw == 1
-                 and pd == 0 and ph == 0 and pw == 0 and OD == D and OH == H and OW == W)
+    pointwise = is_pointwise(x.shape, w.shape, out.shape, strides, pads_begin)
     wide = sh == 1 and sw == 1 and Wp * 8 <= OW * 9
     own = x.itemsize == 4 and D == 1 and kD == 1 and mg >= OWN_MIN_M    # float32 2-D: the implicit GEMM on sgemm.py
     implicit = own and implicit_pays(cg, kH, kW, strides, dilations, OH, OW)
@@ -1486,21 +1485,23 @@ ROWS_SPLIT_MIN_OUT = 1024   # output positions an image, at least
 
 
 @njit(cache=True, error_model="numpy")
-def rows_split(x_shape, w_shape, out_shape, group, parts):
+def rows_split(x_shape, w_shape, out_shape, strides, pads_begin, group, parts):
     """Whether conv_gemm_par splits this conv by output rows (2-D, group 1, large; a 1x1 conv
     only where it is pointwise: its row bands are column bands of the image itself)."""
     OH, OW = out_shape[3], out_shape[4]
     return (group == 1 and x_shape[2] == 1 and w_shape[2] == 1
-            and (w_shape[3] * w_shape[4] > 1 or _pointwise(x_shape, w_shape, out_shape))
+            and (w_shape[3] * w_shape[4] > 1 or is_pointwise(x_shape, w_shape, out_shape, strides, pads_begin))
             and OH * OW >= ROWS_SPLIT_MIN_OUT and OH >= 2 * parts)
 
 
 @njit(cache=True, error_model="numpy")
-def _pointwise(x_shape, w_shape, out_shape):
-    """A 1x1 conv whose output is the input's size: stride 1, no pad (a wider output would need
-    a pad, a narrower one a stride): the image itself is its GEMM's right operand."""
-    return (w_shape[2] * w_shape[3] * w_shape[4] == 1 and x_shape[2] == out_shape[2]
-            and x_shape[3] == out_shape[3] and x_shape[4] == out_shape[4])
+def is_pointwise(x_shape, w_shape, out_shape, strides, pads_begin):
+    """A 1x1 conv with stride 1, no pad and the input's size (so no end pad either): the image
+    itself is its GEMM's right operand. The size alone does not say it: a stride 2 with pads
+    of 16 keeps 32x32 at 32x32."""
+    return (w_shape[2] * w_shape[3] * w_shape[4] == 1 and strides[0] == 1 and strides[1] == 1 and strides[2] == 1
+            and pads_begin[0] == 0 and pads_begin[1] == 0 and pads_begin[2] == 0
+            and x_shape[2] == out_shape[2] and x_shape[3] == out_shape[3] and x_shape[4] == out_shape[4])
 
 
 @njit(cache=True, error_model="numpy")
@@ -1546,9 +1547,9 @@ def _band_setup(x, w, out, strides, pads_begin, dilations, group, parts):
     phase images of every image (N x size floats) with their tap offsets (a pointwise conv's
     are its input, as it is)."""
     N, M, H, W = out.shape[0], out.shape[1], out.shape[3], out.shape[4]
-    by_rows = rows_split(x.shape, w.shape, out.shape, group, parts)
+    by_rows = rows_split(x.shape, w.shape, out.shape, strides, pads_begin, group, parts)
     kH, kW = w.shape[3], w.shape[4]
-    pointwise = _pointwise(x.shape, w.shape, out.shape)
+    pointwise = is_pointwise(x.shape, w.shape, out.shape, strides, pads_begin)
     implicit = (by_rows and x.itemsize == 4 and M >= OWN_MIN_M
                 and (pointwise or implicit_pays(x.shape[1], kH, kW, strides, dilations, H, W)))
     if implicit and pointwise:
