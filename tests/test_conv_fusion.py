@@ -12,7 +12,8 @@ from compiler.driver import lower_to_ir
 from compiler.frontend import to_ir
 from compiler.passes.conv_bn import fold_conv_batchnorm
 from compiler.passes.conv_epilogue import fuse_conv_epilogues
-from targets.cpu.kernels import nn
+from targets.cpu.kernels import callback_conv_gemm, callback_dw, nn  # noqa: F401 (the callbacks bind the
+# symbols nn's float32 paths call: without them a direct call of conv_gemm_par crashed the process)
 
 from .helpers import F, model, reference
 
@@ -159,19 +160,29 @@ DW_ACTS = [(nn.ACT_NONE, 0.0, 0.0, lambda y: y), (nn.ACT_RELU, 0.0, 0.0, lambda 
 @pytest.mark.parametrize("c,group,m,h,w,stride,pads", DW_CASES)
 @pytest.mark.parametrize("act", range(len(DW_ACTS)))
 @pytest.mark.parametrize("residual", [False, True])
-def test_depthwise_planes(c, group, m, h, w, stride, pads, act, residual):
+@pytest.mark.parametrize("entry", ["conv_fused", "conv_dw_serial", "conv_fused64"])
+def test_depthwise_planes(c, group, m, h, w, stride, pads, act, residual, entry):
+    """Every direct 3x3 path: float32 depthwise convs (one input channel a group) run dw3x3's
+    kernel, through conv_fused (filters not constant) and conv_dw_serial (the lowering's call,
+    by the float32 callback); two input channels a group and float64 take the wide paths."""
+    dtype = np.float64 if entry == "conv_fused64" else np.float32
     code, alpha, beta, fn = DW_ACTS[act]
-    x = RNG.standard_normal((1, c, 1, h, w)).astype(np.float32)
-    wt = RNG.standard_normal((m, c // group, 1, 3, 3)).astype(np.float32)
-    b = RNG.standard_normal(m).astype(np.float32)
+    x = RNG.standard_normal((1, c, 1, h, w)).astype(dtype)
+    wt = RNG.standard_normal((m, c // group, 1, 3, 3)).astype(dtype)
+    b = RNG.standard_normal(m).astype(dtype)
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=list(pads), strides=[stride] * 2, group=group)
     oh, ow = (h + pads[0] + pads[2] - 3) // stride + 1, (w + pads[1] + pads[3] - 3) // stride + 1
-    ref_model = model([node], [("x", F, [1, c, h, w])], [("y", F, [1, m, oh, ow])], {"w": wt[:, :, 0], "b": b})
-    res = RNG.standard_normal((1, m, 1, oh, ow)).astype(np.float32) if residual else np.empty((0,) * 5, np.float32)
+    t = F if dtype == np.float32 else 11   # TensorProto.DOUBLE
+    ref_model = model([node], [("x", t, [1, c, h, w])], [("y", t, [1, m, oh, ow])], {"w": wt[:, :, 0], "b": b})
+    res = RNG.standard_normal((1, m, 1, oh, ow)).astype(dtype) if residual else np.empty((0,) * 5, dtype)
     y = reference(ref_model, {"x": x[:, :, 0]})[0]
     want = fn(y + res[:, :, 0] if residual else y)
-    out = np.empty((1, m, 1, oh, ow), np.float32)
-    nn.conv_fused(x, wt, b, out, (1, stride, stride), (0, pads[0], pads[1]), (1, 1, 1), group, res, code, alpha, beta, 1)
+    out = np.full((1, m, 1, oh, ow), np.nan, dtype)
+    geometry = ((1, stride, stride), (0, pads[0], pads[1]), (1, 1, 1), group, res, code, alpha, beta)
+    if entry == "conv_dw_serial":
+        nn.conv_dw_serial(x, wt, b, out, *geometry)
+    else:
+        nn.conv_fused(x, wt, b, out, *geometry, 1)
     np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-5)
 
 
@@ -204,23 +215,22 @@ def test_gemm_epilogues(k, hw, act, residual, dtype):
                                atol=1e-5 if dtype == np.float32 else 1e-10)
 
 
-@pytest.mark.parametrize("h,stride", [(14, 1), (14, 2), (7, 1), (28, 2)])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_depthwise_small_planes_channels_last(h, stride, threads):
-    """Outputs of nn.DW_CL_MAX or fewer run channels-last; three images and an odd channel count,
-    so with two threads a thread's channel run crosses from one image into the next."""
+@pytest.mark.parametrize("h,stride", [(14, 1), (14, 2), (7, 1), (28, 2), (57, 2)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_depthwise_plane_ranges_cross_images(h, stride, threads):
+    """conv_dw_par splits the N*M planes of a float32 depthwise conv into one range a thread:
+    with three images and an odd channel count a range starts and ends inside an image."""
     n, c = 3, 97
     x = RNG.standard_normal((n, c, 1, h, h)).astype(np.float32)
     wt = RNG.standard_normal((c, 1, 1, 3, 3)).astype(np.float32)
     b = RNG.standard_normal(c).astype(np.float32)
     oh = (h - 1) // stride + 1
-    assert oh * oh <= nn.DW_CL_MAX
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1] * 4, strides=[stride] * 2, group=c)
     ref_model = model([node], [("x", F, [n, c, h, h])], [("y", F, [n, c, oh, oh])], {"w": wt[:, :, 0], "b": b})
     want = np.clip(reference(ref_model, {"x": x[:, :, 0]})[0], 0, 6)
-    out = np.empty((n, c, 1, oh, oh), np.float32)
-    nn.conv_fused(x, wt, b, out, (1, stride, stride), (0, 1, 1), (1, 1, 1), c, np.empty((0,) * 5, np.float32),
-                  nn.ACT_CLIP, 0.0, 6.0, threads)
+    out = np.full((n, c, 1, oh, oh), np.nan, np.float32)
+    nn.conv_dw_par(x, wt, b, out, (1, stride, stride), (0, 1, 1), (1, 1, 1), c, np.empty((0,) * 5, np.float32),
+                   nn.ACT_CLIP, 0.0, 6.0, threads)
     np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-5)
 
 

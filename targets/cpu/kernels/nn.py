@@ -21,6 +21,7 @@ import numpy as np
 from numba import carray, prange, types
 from numba.extending import overload
 
+from .dw3x3 import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, call as dw3x3_call
 from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_implicit
 from .fastmath import logistic_rows32, sum64
 from .jit import njit
@@ -895,81 +896,12 @@ def _dw_buffers(x, cg, same, s, Hq, Wq, rows):
     return np.zeros((cg, s * s, Hq * Wq + 2 // s), dtype=x.dtype), np.empty(rows * Wq, dtype=x.dtype)
 
 
-# Channels-last 3x3 depthwise for small outputs (DW_CL_MAX outputs a plane or fewer): per plane
-# the wide paths above spent more on slicing and short loops than on the arithmetic (480 planes
-# of 7x7: 88 us for 0.2 MFLOP). Here the planes are transposed into one zero-bordered
-# (Hp*Wp, channels) buffer, each output position is one vectorised loop over the channels with
-# its 9 taps, and the block is activated and transposed back (480x7x7: 35 us; 14x14 still
-# gains, 119 -> 85 us at 288 channels; from 28x28 on the wide paths win).
-DW_CL_MAX = 256
-
-
-@njit(cache=True, error_model="numpy")
-def _dw_cl_ok(x, w, out, group, res):
-    return (group == x.shape[1] and w.shape[0] == group and res.size == 0
-            and out.shape[3] * out.shape[4] <= DW_CL_MAX)
-
-
-@njit(cache=True, error_model="numpy", fastmath=DW_MATH)
-def _dw_cl(x, w, out, n, c0, c1, s, ph, pw, b, act, alpha, beta, buf):
-    """Channels c0 .. c1 of image n (depthwise, one channel per group, strides (s, s))."""
-    H, W, OH, OW = x.shape[3], x.shape[4], out.shape[3], out.shape[4]
-    Hp, Wp = (OH - 1) * s + 3, (OW - 1) * s + 3
-    Cb = c1 - c0
-    xt = buf[:Hp * Wp * Cb].reshape(Hp * Wp, Cb)
-    wt = buf[Hp * Wp * Cb:(Hp * Wp + 9) * Cb].reshape(9, Cb)
-    acc = buf[(Hp * Wp + 9) * Cb:(Hp * Wp + 9 + OH * OW) * Cb].reshape(OH * OW, Cb)
-    for c in range(Cb):
-        for k in range(9):
-            wt[k, c] = w[c0 + c, 0, 0, k // 3, k % 3]
-    z = x.dtype.type(0)
-    for ip in range(Hp):        # every padded position is written: the buffer is reused
-        i = ip - ph
-        for jp in range(Wp):
-            j = jp - pw
-            d = xt[ip * Wp + jp]
-            if 0 <= i < H and 0 <= j < W:
-                for c in range(Cb):
-                    d[c] = x[n, c0 + c, 0, i, j]
-            else:
-                for c in range(Cb):
-                    d[c] = z
-    bb = b[c0:c1]
-    w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
-    for oh in range(OH):
-        for ow in range(OW):
-            a = acc[oh * OW + ow]
-            p = oh * s * Wp + ow * s
-            r0, r1, r2 = xt[p], xt[p + 1], xt[p + 2]
-            r3, r4, r5 = xt[p + Wp], xt[p + Wp + 1], xt[p + Wp + 2]
-            r6, r7, r8 = xt[p + 2 * Wp], xt[p + 2 * Wp + 1], xt[p + 2 * Wp + 2]
-            for j in range(Cb):     # the taps in the wide paths' order, then the bias
-                a[j] = (w0[j] * r0[j] + w1[j] * r1[j] + w2[j] * r2[j] + w3[j] * r3[j] + w4[j] * r4[j]
-                        + w5[j] * r5[j] + w6[j] * r6[j] + w7[j] * r7[j] + w8[j] * r8[j]) + bb[j]
-    _activate(acc.reshape(-1), z, act, alpha, beta)
-    for c in range(Cb):
-        o = out[n, c0 + c, 0].reshape(-1)
-        for q in range(OH * OW):
-            o[q] = acc[q, c]
-
-
-@njit(cache=True, error_model="numpy")
-def _dw_cl_range(x, w, out, strides, pads_begin, t0, t1, b, act, alpha, beta):
-    """Planes t0 .. t1 (over N*M) through _dw_cl, one image's channel run at a time."""
-    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
-    s = strides[1]
-    Hp, Wp = (OH - 1) * s + 3, (OW - 1) * s + 3
-    buf = np.empty((Hp * Wp + 9 + OH * OW) * min(M, t1 - t0), dtype=x.dtype)
-    for n in range(t0 // M, (t1 - 1) // M + 1):
-        c0, c1 = max(t0 - n * M, 0), min(t1 - n * M, M)
-        _dw_cl(x, w, out, n, c0, c1, s, pads_begin[1], pads_begin[2], b, act, alpha, beta, buf)
-
-
 @njit(cache=True, error_model="numpy")
 def dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
-    """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers."""
-    if _dw_cl_ok(x, w, out, group, res):
-        _dw_cl_range(x, w, out, strides, pads_begin, t0, t1, b, act, alpha, beta)
+    """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers; float32
+    depthwise convs (one input channel a group) through dw3x3's kernel instead."""
+    if x.itemsize == 4 and _depthwise(x, w, group):
+        _dw3x3_range(x, w, out, strides, pads_begin, t0, t1, b, res, act, alpha, beta)
         return
     cg = x.shape[1] // group
     same, s, Hq, Wq, rows, lohi = _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta)
@@ -982,16 +914,22 @@ def dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, 
 
 
 @njit(cache=True, error_model="numpy")
-def _dw_chunks(x, w, out, group, res, threads):
-    """How many plane ranges a dw_wide conv splits into: channels-last ranges vectorise over
-    their channels, so one run per thread, not 64 short ones."""
-    return min(x.shape[0] * out.shape[1], threads if _dw_cl_ok(x, w, out, group, res) else 64)
+def _depthwise(x, w, group):
+    """One input channel a group: the convs dw3x3's kernel runs."""
+    return w.shape[1] == 1 and group == x.shape[1]
+
+
+@njit(cache=True, error_model="numpy")
+def _dw_chunks(x, w, out, group, threads):
+    """How many plane ranges a dw_wide conv splits into: dw3x3's planes (float32 depthwise)
+    cost the same, so one range a thread; the wide paths take 64 short ones."""
+    return min(x.shape[0] * out.shape[1], threads if x.itemsize == 4 and _depthwise(x, w, group) else 64)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _dw_par(x, w, b, out, strides, pads_begin, group, res, act, alpha, beta, threads):
     """A dw_wide conv of any float type, its planes split over `threads` (conv_direct)."""
-    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, res, threads)
+    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, threads)
     for k in prange(chunks):
         dw_range(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
                   b, res, act, alpha, beta)
@@ -1006,7 +944,7 @@ def conv_dw_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_dw_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
     """A float32 dw_wide conv, its planes split over `threads`, each range by symbol (callback_dw.py)."""
-    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, res, threads)
+    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, threads)
     for k in prange(chunks):
         dw_range32(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
                    b, res, act, alpha, beta)
@@ -1032,9 +970,39 @@ _dw_range32 = types.ExternalFunction(DW_RANGE32_SYMBOL, DW_RANGE32_SIGNATURE)
 
 
 @njit(cache=True, error_model="numpy")
+def _dw3x3_range(x, w, out, strides, pads_begin, t0, t1, b, res, act, alpha, beta):
+    """Planes t0 .. t1 (over N*M) of a depthwise 3x3 conv through dw3x3's kernel (float32
+    operands as _operands32 leaves them); the activations it does not apply in registers run
+    over each plane after, while it is in L1."""
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
+    post = False
+    if act == ACT_RELU:
+        epi, lo, hi = EPI_CLAMP, np.float32(0), np.float32(np.inf)
+    elif act == ACT_CLIP:
+        epi, lo, hi = EPI_CLAMP, np.float32(alpha), np.float32(beta)
+    else:
+        epi, lo, hi = EPI_HARDSWISH if act == ACT_HARDSWISH else EPI_NONE, np.float32(-np.inf), np.float32(np.inf)
+        post = act != ACT_HARDSWISH and act != ACT_NONE
+    step = 1 if post else max(1, t1 - t0)
+    flat = out.reshape(-1)
+    rp = res.ctypes.data if res.size > 0 else 0
+    for t in range(t0, t1, step):
+        dw3x3_call(x.ctypes.data, N, C, H, W, w.ctypes.data, M, b.ctypes.data, out.ctypes.data, OH, OW, rp,
+                   strides[1], pads_begin[1], pads_begin[2], t, min(t + step, t1), epi, lo, hi)
+        if post:
+            _activate(flat[t * OH * OW:(t + 1) * OH * OW], np.float32(0), act, alpha, beta)
+    return x.size + w.size + b.size + res.size    # the operands stay alive through the calls
+
+
+@njit(cache=True, error_model="numpy")
 def dw_range32(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
-    """dw_range of float32 arrays (out C-contiguous; the others copied where they are not)."""
+    """dw_range of float32 arrays (out C-contiguous; the others copied where they are not);
+    depthwise convs (one input channel a group) through dw3x3's kernel."""
     x, w, b, res = _operands32(x, w, b, out, res)
+    if _depthwise(x, w, group):     # (without the callback that would route it there too)
+        _dw3x3_range(x, w, out, strides, pads_begin, t0, t1, b, res, act, alpha, beta)
+        return
     N, C, D, H, W = x.shape
     M, cg, kD, kH, kW = w.shape
     has_res = 1 if res.size > 0 else 0
