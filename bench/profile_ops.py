@@ -46,7 +46,12 @@ def main():
     ap.add_argument("--top", type=int, default=25)
     a = ap.parse_args()
     os.environ["ONNXJIT_GRAPH_JIT"] = "0"
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(a.threads))
+    # as the bench's timing processes run (bench/__main__.step): without OMP_NUM_THREADS and the
+    # BLAS counts, MKL's OpenMP pool spun beside Numba's and 2 threads timed 2x slower than 1
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(var, str(a.threads))
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     from compiler import compile
     from .worker import feeds, model_path
     x = feeds(a.model)
