@@ -1,7 +1,7 @@
-"""Winograd F(2x2, 3x3) convolutions (targets/cpu/kernels/nn.py: conv_winograd, picked by
-use_winograd): constant filters are transformed at compile time (lower_nn.py), others per
-call inside conv_fused. Only float64 convs take it (float32 ones run the im2col GEMM on
-sgemm.py's kernel, faster here), so the models below are float64. Oracle: onnx.reference."""
+"""Winograd F(2x2, 3x3) convolutions. float64: targets/cpu/kernels/nn.py's conv_winograd, picked
+by use_winograd: constant filters are transformed at compile time (lower_nn.py), others per
+call inside conv_fused. float32: kernels/winograd.py (LLVM-IR transforms, the GEMMs on
+sgemm.py's kernel), picked by lower_nn._winograd32 for constant filters. Oracle: onnx.reference."""
 import inspect
 
 import numpy as np
@@ -150,3 +150,65 @@ def test_cuda_lowering_keeps_conv_fused():
     calls = {t.NAME: [ln for ln in t.build(lower_to_ir(mod, meta), {})["source"].splitlines() if "L_nn." in ln]
              for t in (cpu_target, cuda_target)}
     assert "conv_winograd" in calls["cpu"][0] and "conv_fused" in calls["cuda"][0], calls
+
+
+# float32 (kernels/winograd.py): (N, C, M, H, W, pads, activation, residual). 64 channels at 40x40
+# is 400 tiles in two blocks (winograd.block_tiles), the second starting inside a tile row.
+CASES32 = {
+    "relu_residual_two_images": (2, 32, 40, 14, 14, (1, 1, 1, 1), ("Relu", {}), True),
+    "odd_sizes": (1, 40, 32, 15, 17, (1, 1, 1, 1), None, False),
+    "pad0_hardswish": (1, 32, 48, 16, 19, (0, 0, 0, 0), ("HardSwish", {}), False),
+    "uneven_pads_residual": (1, 32, 32, 15, 16, (1, 0, 0, 1), None, True),
+    "two_blocks_relu": (1, 64, 64, 40, 40, (1, 1, 1, 1), ("Relu", {}), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES32))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd32_matches_reference(name, threads, tmp_path):
+    n, c, m, h, w, pads, act, residual = CASES32[name]
+    mod = _conv_model(n, c, m, h, w, pads, act, residual)
+    feeds = _feeds(mod)
+    want = reference(mod, feeds)[0]
+    fn = compile(mod, cache_dir=str(tmp_path), threads=threads)
+    np.testing.assert_allclose(fn.run(feeds)["z"], want, rtol=1e-4, atol=1e-5)
+    src = _graph_source(fn, feeds)
+    assert "L_winograd.conv" in src and ("conv_par" in src) == (threads == 2), src
+
+
+def test_winograd32_clip_and_workspace_in_the_arena(tmp_path):
+    """Clip in the output transform's registers; the scratch (V and M) a slice of the arena."""
+    n, c, m, h, w, pads = 1, 32, 32, 28, 28, (1, 1, 1, 1)
+    oh, ow = _out_hw(h, w, pads)
+    inits = {"w": (RNG.standard_normal((m, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32),
+             "b": RNG.standard_normal(m).astype(np.float32), "lo": np.float32(-0.5), "hi": np.float32(0.75)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=list(pads)),
+             helper.make_node("Clip", ["y", "lo", "hi"], ["z"])]
+    mod = model(nodes, [("x", F, [n, c, h, w])], [("z", F, [n, m, oh, ow])], inits)
+    feeds = _feeds(mod)
+    fn = compile(mod, cache_dir=str(tmp_path), threads=1)
+    np.testing.assert_allclose(fn.run(feeds)["z"], reference(mod, feeds)[0], rtol=1e-4, atol=1e-5)
+    src = _graph_source(fn, feeds)
+    assert "L_winograd.conv(" in src and "arena_float32[" in src, src
+
+
+@pytest.mark.parametrize("case", ["sigmoid", "7x7", "few_channels", "strided"])
+def test_winograd32_choice(case, tmp_path):
+    """Not taken for an activation its epilogue does not apply (the conv GEMM fuses it), 7x7
+    outputs (16 tiles), fewer than 32 channels or a stride; each still matches the reference."""
+    n, c, m, h, w, pads, act, strides = 1, 32, 32, 14, 14, (1, 1, 1, 1), None, [1, 1]
+    if case == "sigmoid":
+        act = ("Sigmoid", {})
+    elif case == "7x7":
+        h = w = 7
+    elif case == "few_channels":
+        c = 16
+    mod = _conv_model(n, c, m, h, w, pads, act)
+    if case == "strided":
+        mod.graph.node[0].attribute.append(helper.make_attribute("strides", [2, 2]))
+        mod.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 7
+        mod.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 7
+    feeds = _feeds(mod)
+    fn = compile(mod, cache_dir=str(tmp_path), threads=1)
+    np.testing.assert_allclose(fn.run(feeds)["z"], reference(mod, feeds)[0], rtol=1e-4, atol=1e-5)
+    assert "L_winograd" not in _graph_source(fn, feeds)

@@ -18,7 +18,7 @@ NJIT_PARALLEL = "@njit(cache=True, error_model='numpy', parallel=True)"
 GRAPH_JIT_MAX_LINES = 64   # graph functions up to this many lines are @njit (see Emitter.jit_graph)
 # ...unless they call these libraries: their kernels are big (a jitted resnet18_half graph took
 # 134 s to compile, 50 s as Python) and run long enough that a Python caller costs nothing.
-GRAPH_JIT_NEVER_WITH = {"nn"}
+GRAPH_JIT_NEVER_WITH = {"nn", "winograd"}
 _SIBLING = re.compile(r"^from \.(\w+) import", re.M)   # a kernel library importing another
 
 

@@ -60,6 +60,17 @@ def _conv(node, em):
     # conv_fused chooses at run time (CUDA's library has only conv_fused).
     chosen_here = w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR
     group, threads = int(attr(node, 'group', 1)), em.threads
+    if chosen_here and _winograd32(node, geo, act):
+        from .kernels import winograd   # compiles its transforms on first use only
+        u = np.empty((16, w.shape[0], w.shape[1]), np.float32)
+        nn_kernels.winograd_weights(np.ascontiguousarray(w.const, np.float32).reshape(_as5(w.shape)), u)
+        ws = em.tmp()    # the scratch is a buffer of the graph: the memory plan puts it in the arena
+        em.emit(f"{ws} = {em.empty((int(winograd.workspace(_as5(x.shape), _as5(out.shape))),), np.float32)}")
+        parts = _wino_parts(x, out, em)
+        fn, tail = ("conv_par", f", {parts}") if parts > 1 else ("conv", "")
+        em.emit(f"{em.lib('winograd')}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
+                f"{res5}, {act}, {alpha}, {beta}, {ws}{tail})")
+        return
     if chosen_here and _winograd(node, geo):
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
@@ -79,7 +90,10 @@ def _conv(node, em):
             em.emit(f"{L}.conv_direct({args}, {threads})")
             return
         par = nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads)
-        if wide:
+        if _dw3x3_applies(x, w, geo, group):
+            L3 = em.lib("dw3x3")    # imported only here: its kernel is compiled where a model has one
+            em.emit(f"{L3}.conv_par({args}, {threads})" if par else f"{L3}.conv({args})")
+        elif wide:
             em.lib("callback_dw")   # binds the symbol conv_dw_serial and conv_dw_par call
             em.emit(f"{L}.conv_dw_par({args}, {threads})" if par else f"{L}.conv_dw_serial({args})")
         else:
@@ -90,6 +104,16 @@ def _conv(node, em):
         if f32:
             em.lib("callback_conv_gemm")   # binds the symbol conv_gemm32 and conv_gemm_par's float32 bands call
         em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm{'32' if f32 else ''}({args})")
+
+
+def _dw3x3_applies(x, w, geo, group):
+    """A float32 conv kernels/dw3x3.py runs (its applies(); the module is not imported to ask)."""
+    if x.dtype != np.float32:
+        return False
+    xs, ws = _as5(x.shape), _as5(w.shape)
+    strides, dil = _t3(geo["strides"], 1), _t3(geo["dilations"], 1)
+    return (xs[2] == 1 and tuple(ws[1:]) == (1, 1, 3, 3) and group == xs[1] and ws[0] % group == 0
+            and dil[1:] == (1, 1) and strides[1] == strides[2] and strides[1] in (1, 2))
 
 
 # Conv GEMMs (conv_gemm_par) and Winograd (conv_winograd_par) split from 512K multiply-adds
@@ -132,6 +156,29 @@ def _winograd(node, geo):
     return nn_kernels.use_winograd(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
                                    _t3(geo["pads_begin"], 0), _t3(geo["dilations"], 1), int(attr(node, "group", 1)), True,
                                    x.dtype.itemsize)
+
+
+# float32 3x3 convs take Winograd F(2x2, 3x3) (kernels/winograd.py) from this many 2x2 output
+# tiles an image and channels in and out: measured against the implicit GEMM at one thread,
+# interleaved (ms, median): 32 channels 56x56 0.60 -> 0.50, 64 at 28x28 0.62 -> 0.36, 128 at
+# 14x14 (49 tiles) 0.69 -> 0.46, but 256 at 7x7 (16 tiles: half a GEMM panel, and 8x8 outputs
+# computed for 7x7) 0.81 -> 1.20; 16 channels at 56x56 about even, 8 at 112x112 2x slower.
+WINO32_MIN_TILES, WINO32_MIN_CHANNELS = 49, 32
+
+
+def _winograd32(node, geo, act):
+    """Whether a float32 conv with constant filters runs as kernels/winograd.py's: 2-D 3x3,
+    stride 1, dilation 1, group 1, an activation its epilogue applies, and enough tiles and
+    channels (above)."""
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    if x.dtype != np.float32 or len(x.shape) != 4 or int(attr(node, "group", 1)) != 1:
+        return False
+    if tuple(w.shape[2:]) != (3, 3) or any(int(v) != 1 for v in (*geo["strides"], *geo["dilations"])):
+        return False
+    if act not in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH):
+        return False
+    tiles = ((out.shape[2] + 1) // 2) * ((out.shape[3] + 1) // 2)
+    return tiles >= WINO32_MIN_TILES and min(w.shape[0], w.shape[1]) >= WINO32_MIN_CHANNELS
 
 
 @lower("ConvTranspose")

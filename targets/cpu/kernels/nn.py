@@ -21,7 +21,6 @@ import numpy as np
 from numba import carray, prange, types
 from numba.extending import overload
 
-from .dw3x3 import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, call as dw3x3_call
 from .blas import OWN_MIN_M, gemm, gemm_epilogue, gemm_implicit
 from .fastmath import logistic_rows32, sum64
 from .jit import njit
@@ -898,11 +897,7 @@ def _dw_buffers(x, cg, same, s, Hq, Wq, rows):
 
 @njit(cache=True, error_model="numpy")
 def dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
-    """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers; float32
-    depthwise convs (one input channel a group) through dw3x3's kernel instead."""
-    if x.itemsize == 4 and _depthwise(x, w, group):
-        _dw3x3_range(x, w, out, strides, pads_begin, t0, t1, b, res, act, alpha, beta)
-        return
+    """Planes t0 .. t1 (over N*M) of the wide-form conv, with their own buffers."""
     cg = x.shape[1] // group
     same, s, Hq, Wq, rows, lohi = _dw_setup(x, out, cg, strides, pads_begin, act, alpha, beta)
     xq, acc = _dw_buffers(x, cg, same, s, Hq, Wq, rows)
@@ -914,22 +909,15 @@ def dw_range(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, 
 
 
 @njit(cache=True, error_model="numpy")
-def _depthwise(x, w, group):
-    """One input channel a group: the convs dw3x3's kernel runs."""
-    return w.shape[1] == 1 and group == x.shape[1]
-
-
-@njit(cache=True, error_model="numpy")
-def _dw_chunks(x, w, out, group, threads):
-    """How many plane ranges a dw_wide conv splits into: dw3x3's planes (float32 depthwise)
-    cost the same, so one range a thread; the wide paths take 64 short ones."""
-    return min(x.shape[0] * out.shape[1], threads if x.itemsize == 4 and _depthwise(x, w, group) else 64)
+def _dw_chunks(x, w, out, group, res, threads):
+    """How many plane ranges a dw_wide conv splits into."""
+    return min(x.shape[0] * out.shape[1], 64)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _dw_par(x, w, b, out, strides, pads_begin, group, res, act, alpha, beta, threads):
     """A dw_wide conv of any float type, its planes split over `threads` (conv_direct)."""
-    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, threads)
+    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, res, threads)
     for k in prange(chunks):
         dw_range(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
                   b, res, act, alpha, beta)
@@ -944,7 +932,7 @@ def conv_dw_serial(x, w, b, out, strides, pads_begin, dilations, group, res, act
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_dw_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
     """A float32 dw_wide conv, its planes split over `threads`, each range by symbol (callback_dw.py)."""
-    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, threads)
+    T, chunks = x.shape[0] * out.shape[1], _dw_chunks(x, w, out, group, res, threads)
     for k in prange(chunks):
         dw_range32(x, w, out, strides, pads_begin, group, k * T // chunks, (k + 1) * T // chunks,
                    b, res, act, alpha, beta)
@@ -970,39 +958,9 @@ _dw_range32 = types.ExternalFunction(DW_RANGE32_SYMBOL, DW_RANGE32_SIGNATURE)
 
 
 @njit(cache=True, error_model="numpy")
-def _dw3x3_range(x, w, out, strides, pads_begin, t0, t1, b, res, act, alpha, beta):
-    """Planes t0 .. t1 (over N*M) of a depthwise 3x3 conv through dw3x3's kernel (float32
-    operands as _operands32 leaves them); the activations it does not apply in registers run
-    over each plane after, while it is in L1."""
-    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
-    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
-    post = False
-    if act == ACT_RELU:
-        epi, lo, hi = EPI_CLAMP, np.float32(0), np.float32(np.inf)
-    elif act == ACT_CLIP:
-        epi, lo, hi = EPI_CLAMP, np.float32(alpha), np.float32(beta)
-    else:
-        epi, lo, hi = EPI_HARDSWISH if act == ACT_HARDSWISH else EPI_NONE, np.float32(-np.inf), np.float32(np.inf)
-        post = act != ACT_HARDSWISH and act != ACT_NONE
-    step = 1 if post else max(1, t1 - t0)
-    flat = out.reshape(-1)
-    rp = res.ctypes.data if res.size > 0 else 0
-    for t in range(t0, t1, step):
-        dw3x3_call(x.ctypes.data, N, C, H, W, w.ctypes.data, M, b.ctypes.data, out.ctypes.data, OH, OW, rp,
-                   strides[1], pads_begin[1], pads_begin[2], t, min(t + step, t1), epi, lo, hi)
-        if post:
-            _activate(flat[t * OH * OW:(t + 1) * OH * OW], np.float32(0), act, alpha, beta)
-    return x.size + w.size + b.size + res.size    # the operands stay alive through the calls
-
-
-@njit(cache=True, error_model="numpy")
 def dw_range32(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha, beta):
-    """dw_range of float32 arrays (out C-contiguous; the others copied where they are not);
-    depthwise convs (one input channel a group) through dw3x3's kernel."""
+    """dw_range of float32 arrays (out C-contiguous; the others copied where they are not)."""
     x, w, b, res = _operands32(x, w, b, out, res)
-    if _depthwise(x, w, group):     # (without the callback that would route it there too)
-        _dw3x3_range(x, w, out, strides, pads_begin, t0, t1, b, res, act, alpha, beta)
-        return
     N, C, D, H, W = x.shape
     M, cg, kD, kH, kW = w.shape
     has_res = 1 if res.size > 0 else 0

@@ -1,0 +1,121 @@
+"""Vector helpers for the LLVM-IR kernels (dw3x3.py, winograd.py): rows of an NCHW plane read
+and written as vectors of VW floats, with masked loads whose off lanes read as a given value
+(the zero padding of a convolution) and masked stores for ragged ends; LLVM lowers the masks
+to AVX-512 mask registers, AVX2 masked moves, or scalar code elsewhere."""
+from llvmlite import ir
+from numba.core import cgutils
+
+# The activation a kernel's epilogue applies in registers (nn maps its ACT_* codes onto these;
+# the others run over the finished plane).
+EPI_NONE, EPI_CLAMP, EPI_HARDSWISH = 0, 1, 2
+
+
+def dispatch(builder, cases, emit):
+    """emit(value) under an if/else chain over cases [(i1 flag, value), ...]; the last case's
+    flag is ignored (its value is the else branch). Kernels emit one loop nest per variant
+    (stride, residual, activation) this way, so no loop tests a flag per element."""
+    (flag, value), rest = cases[0], cases[1:]
+    if not rest:
+        emit(value)
+        return
+    with builder.if_else(flag) as (yes, no):
+        with yes:
+            emit(value)
+        with no:
+            dispatch(builder, rest, emit)
+
+
+class Vec:
+    """IR builders for one kernel body with VW-float vectors; integers are of type idx (i64)."""
+
+    def __init__(self, builder, VW, idx):
+        self.b, self.VW, self.idx = builder, VW, idx
+        self.f32, self.i32, i1 = ir.FloatType(), ir.IntType(32), ir.IntType(1)
+        self.vec, self.ivec, self.mvec = (ir.VectorType(t, VW) for t in (self.f32, self.i32, i1))
+        mod, vp = builder.module, self.vec.as_pointer()
+        self._fma = cgutils.get_or_insert_function(mod, ir.FunctionType(self.vec, [self.vec] * 3), f"llvm.fma.v{VW}f32")
+        self._mload = cgutils.get_or_insert_function(mod, ir.FunctionType(self.vec, [vp, self.i32, self.mvec, self.vec]),
+                                                     f"llvm.masked.load.v{VW}f32.p0")
+        self._mstore = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(ir.VoidType(), [self.vec, vp, self.i32, self.mvec]), f"llvm.masked.store.v{VW}f32.p0")
+        self.lanes = ir.Constant(self.ivec, list(range(VW)))
+        self.zero = self.fconst(0.0)
+
+    def const(self, v):
+        return ir.Constant(self.idx, v)
+
+    def fconst(self, c):
+        return ir.Constant(self.vec, [c] * self.VW)
+
+    def splat(self, x):
+        """x (a float, i32 or i1 scalar) in every lane."""
+        vt = ir.VectorType(x.type, self.VW)
+        undef = ir.Constant(vt, ir.Undefined)
+        return self.b.shuffle_vector(self.b.insert_element(undef, x, ir.Constant(self.i32, 0)), undef,
+                                     ir.Constant(self.ivec, [0] * self.VW))
+
+    def fptr(self, address):
+        """A float pointer from an integer address."""
+        return self.b.inttoptr(address, self.f32.as_pointer())
+
+    def inside(self, col, width):
+        """Lanes whose column col + lane lies in [0, width) (col, width: idx integers; col may be < 0)."""
+        b = self.b
+        c = b.add(self.lanes, self.splat(b.trunc(col, self.i32)))
+        return b.and_(b.icmp_signed(">=", c, ir.Constant(self.ivec, [0] * self.VW)),
+                      b.icmp_signed("<", c, self.splat(b.trunc(width, self.i32))))
+
+    def below(self, n):
+        """Lanes < n (an idx integer)."""
+        return self.b.icmp_signed("<", self.lanes, self.splat(self.b.trunc(n, self.i32)))
+
+    def load(self, row, col, mask=None, fill=None):
+        """row[col .. col + VW] (row: float pointer); lanes off in mask read as fill (default 0)."""
+        p = self.b.bitcast(self.b.gep(row, [col]), self.vec.as_pointer())
+        if mask is None:
+            return self.b.load(p, align=4)
+        return self.b.call(self._mload, [p, ir.Constant(self.i32, 4), mask, fill or self.zero])
+
+    def store(self, v, row, col, mask=None):
+        p = self.b.bitcast(self.b.gep(row, [col]), self.vec.as_pointer())
+        if mask is None:
+            self.b.store(v, p, align=4)
+        else:
+            self.b.call(self._mstore, [v, p, ir.Constant(self.i32, 4), mask])
+
+    def fma(self, a, x, acc):
+        return self.b.call(self._fma, [a, x, acc])
+
+    def evens(self, lo, hi):
+        """Lanes 0, 2, 4, ... of the 2*VW lanes lo ++ hi (one shuffle)."""
+        return self.b.shuffle_vector(lo, hi, ir.Constant(self.ivec, list(range(0, 2 * self.VW, 2))))
+
+    def odds(self, lo, hi):
+        return self.b.shuffle_vector(lo, hi, ir.Constant(self.ivec, list(range(1, 2 * self.VW, 2))))
+
+    def interleave(self, a, c):
+        """(a0 c0 a1 c1 ... for the first VW/2 lanes, the same for the rest): two vectors."""
+        h = self.VW // 2
+        lo = [x for j in range(h) for x in (j, self.VW + j)]
+        hi = [x for j in range(h, self.VW) for x in (j, self.VW + j)]
+        return (self.b.shuffle_vector(a, c, ir.Constant(self.ivec, lo)),
+                self.b.shuffle_vector(a, c, ir.Constant(self.ivec, hi)))
+
+    def clamp(self, v, lo_v, hi_v):
+        """`lo if v < lo`, then `hi if v > hi` (NaN passes), as nn._clamp and the GEMM epilogue."""
+        b = self.b
+        v = b.select(b.fcmp_ordered("<", v, lo_v), lo_v, v)
+        return b.select(b.fcmp_ordered(">", v, hi_v), hi_v, v)
+
+    def epilogue(self, v, bias_v, res_v, epi, lo_v, hi_v):
+        """act(v + bias [+ res]) for an EPI_* code: EPI_CLAMP clamps to [lo, hi], EPI_HARDSWISH is
+        v * clamp(v * (1/6) + 1/2, 0, 1); res_v None: no residual."""
+        b = self.b
+        v = b.fadd(v, bias_v)
+        if res_v is not None:
+            v = b.fadd(v, res_v)
+        if epi == EPI_CLAMP:
+            return self.clamp(v, lo_v, hi_v)
+        if epi == EPI_HARDSWISH:
+            return b.fmul(v, self.clamp(b.fadd(b.fmul(v, self.fconst(1.0 / 6.0)), self.fconst(0.5)), self.zero, self.fconst(1.0)))
+        return v
