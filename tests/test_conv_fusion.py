@@ -258,3 +258,35 @@ def test_conv_gemm_par_row_bands(c, m, k, stride, pad, dil, hw, parts, residual)
     out = np.empty((n, m, 1, oh, oh), np.float32)
     nn.conv_gemm_par(x, wt, b, out, (1, stride, stride), (0, pad, pad), (1, dil, dil), 1, res, nn.ACT_RELU, 0.0, 0.0, parts)
     np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,pads,residual", [(1, 0, False), (2, 0, True), (1, 1, False)])
+def test_squeeze_excite_convs_as_gemv(n, pads, residual, tmp_path):
+    """1x1 convs of one input and output position (squeeze-excite: pool, reduce with SiLU,
+    expand with Sigmoid, scale) run nn.conv_gemv; with pads the output has more positions
+    and they do not. Fused and unfused against the reference."""
+    c, r, hw = 24, 8, 5
+    inits = {"w1": RNG.standard_normal((r, c, 1, 1)).astype(np.float32), "b1": RNG.standard_normal(r).astype(np.float32),
+             "w2": RNG.standard_normal((c, r, 1, 1)).astype(np.float32), "b2": RNG.standard_normal(c).astype(np.float32)}
+    q = 1 + 2 * pads
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["s"]),
+             helper.make_node("Conv", ["s", "w1", "b1"], ["a"], pads=[pads] * 4),
+             helper.make_node("Sigmoid", ["a"], ["g"]), helper.make_node("Mul", ["a", "g"], ["h"]),
+             helper.make_node("Conv", ["h", "w2", "b2"], ["e0"])]
+    inputs = [("x", F, [n, c, hw, hw])]
+    if residual:
+        inputs.append(("r", F, [n, c, q, q]))
+        nodes.append(helper.make_node("Add", ["e0", "r"], ["e"]))
+    else:
+        nodes[-1].output[0] = "e"
+    nodes.append(helper.make_node("Sigmoid", ["e"], ["z"]))
+    m = model(nodes, inputs, [("z", F, [n, c, q, q])], inits)
+    feeds = {"x": RNG.standard_normal((n, c, hw, hw)).astype(np.float32)}
+    if residual:
+        feeds["r"] = RNG.standard_normal((n, c, q, q)).astype(np.float32)
+    want = reference(m, feeds)[0]
+    for fusion in (True, False):
+        fn = compile(m, cache_dir=str(tmp_path / str(fusion)), fusion=fusion)
+        np.testing.assert_allclose(fn(**feeds), want, rtol=1e-4, atol=1e-5)
+        src = "".join(open(p).read() for p in (tmp_path / str(fusion)).glob("**/onnxjit_g_*.py"))
+        assert (src.count("conv_gemv(") == 2) == (pads == 0), src

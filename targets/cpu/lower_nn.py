@@ -60,6 +60,10 @@ def _conv(node, em):
     # conv_fused chooses at run time (CUDA's library has only conv_fused).
     chosen_here = w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR
     group, threads = int(attr(node, 'group', 1)), em.threads
+    if chosen_here and x.dtype == np.float32 and group == 1 and all(int(d) == 1 for d in (*x.shape[2:], *w.shape[2:], *out.shape[2:])):
+        # one input and output position an image: a fully connected layer (squeeze-excite)
+        em.emit(f"{L}.conv_gemv({_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {res5}, {act}, {alpha}, {beta})")
+        return
     if chosen_here and _winograd32(node, geo, act):
         from .kernels import winograd   # compiles its transforms on first use only
         u = np.empty((16, w.shape[0], w.shape[1]), np.float32)
