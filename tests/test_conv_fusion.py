@@ -12,7 +12,7 @@ from compiler.driver import lower_to_ir
 from compiler.frontend import to_ir
 from compiler.passes.conv_bn import fold_conv_batchnorm
 from compiler.passes.conv_epilogue import fuse_conv_epilogues
-from targets.cpu.kernels import callback_conv_gemm, callback_dw, dw3x3, nn  # noqa: F401 (the callbacks bind the
+from targets.cpu.kernels import callback_conv_gemm, callback_dw, nn, window3x3  # noqa: F401 (the callbacks bind the
 # symbols nn's float32 paths call: without them a direct call of conv_gemm_par crashed the process)
 
 from .helpers import F, model, reference
@@ -160,13 +160,13 @@ DW_ACTS = [(nn.ACT_NONE, 0.0, 0.0, lambda y: y), (nn.ACT_RELU, 0.0, 0.0, lambda 
 @pytest.mark.parametrize("c,group,m,h,w,stride,pads", DW_CASES)
 @pytest.mark.parametrize("act", range(len(DW_ACTS)))
 @pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("entry", ["dw3x3", "conv_fused", "conv_dw_serial", "conv_fused64"])
+@pytest.mark.parametrize("entry", ["window3x3", "conv_fused", "conv_dw_serial", "conv_fused64"])
 def test_depthwise_planes(c, group, m, h, w, stride, pads, act, residual, entry):
     """Every direct 3x3 path: float32 depthwise convs (one input channel a group) with constant
-    filters run dw3x3's kernel (the lowering's call); nn's wide paths serve the others, through
+    filters run window3x3's kernel (the lowering's call); nn's wide paths serve the others, through
     conv_fused (filters not constant), conv_dw_serial (by the float32 callback) and float64."""
-    if entry == "dw3x3" and c != group:
-        pytest.skip("dw3x3 runs one input channel a group")
+    if entry == "window3x3" and c != group:
+        pytest.skip("window3x3 runs one input channel a group")
     dtype = np.float64 if entry == "conv_fused64" else np.float32
     code, alpha, beta, fn = DW_ACTS[act]
     x = RNG.standard_normal((1, c, 1, h, w)).astype(dtype)
@@ -181,8 +181,8 @@ def test_depthwise_planes(c, group, m, h, w, stride, pads, act, residual, entry)
     want = fn(y + res[:, :, 0] if residual else y)
     out = np.full((1, m, 1, oh, ow), np.nan, dtype)
     geometry = ((1, stride, stride), (0, pads[0], pads[1]), (1, 1, 1), group, res, code, alpha, beta)
-    if entry == "dw3x3":
-        dw3x3.conv(x, wt, b, out, *geometry)
+    if entry == "window3x3":
+        window3x3.conv(x, wt, b, out, *geometry)
     elif entry == "conv_dw_serial":
         nn.conv_dw_serial(x, wt, b, out, *geometry)
     else:
@@ -222,7 +222,7 @@ def test_gemm_epilogues(k, hw, act, residual, dtype):
 @pytest.mark.parametrize("h,stride", [(14, 1), (14, 2), (7, 1), (28, 2), (57, 2)])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_depthwise_plane_ranges_cross_images(h, stride, threads):
-    """dw3x3.conv_par splits the N*M planes of a float32 depthwise conv into one range a thread:
+    """window3x3.conv_par splits the N*M planes of a float32 depthwise conv into one range a thread:
     with three images and an odd channel count a range starts and ends inside an image."""
     n, c = 3, 97
     x = RNG.standard_normal((n, c, 1, h, h)).astype(np.float32)
@@ -233,7 +233,7 @@ def test_depthwise_plane_ranges_cross_images(h, stride, threads):
     ref_model = model([node], [("x", F, [n, c, h, h])], [("y", F, [n, c, oh, oh])], {"w": wt[:, :, 0], "b": b})
     want = np.clip(reference(ref_model, {"x": x[:, :, 0]})[0], 0, 6)
     out = np.full((n, c, 1, oh, oh), np.nan, np.float32)
-    dw3x3.conv_par(x, wt, b, out, (1, stride, stride), (0, 1, 1), (1, 1, 1), c, np.empty((0,) * 5, np.float32),
+    window3x3.conv_par(x, wt, b, out, (1, stride, stride), (0, 1, 1), (1, 1, 1), c, np.empty((0,) * 5, np.float32),
                    nn.ACT_CLIP, 0.0, 6.0, threads)
     np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-4, atol=1e-5)
 

@@ -94,8 +94,8 @@ def _conv(node, em):
             em.emit(f"{L}.conv_direct({args}, {threads})")
             return
         par = nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads)
-        if _dw3x3_applies(x, w, geo, group):
-            L3 = em.lib("dw3x3")    # imported only here: its kernel is compiled where a model has one
+        if _window3x3_conv(x, w, geo, group):
+            L3 = em.lib("window3x3")    # imported only here: its kernel is compiled where a model has one
             em.emit(f"{L3}.conv_par({args}, {threads})" if par else f"{L3}.conv({args})")
         elif wide:
             em.lib("callback_dw")   # binds the symbol conv_dw_serial and conv_dw_par call
@@ -110,8 +110,8 @@ def _conv(node, em):
         em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm{'32' if f32 else ''}({args})")
 
 
-def _dw3x3_applies(x, w, geo, group):
-    """A float32 conv kernels/dw3x3.py runs (its applies(); the module is not imported to ask)."""
+def _window3x3_conv(x, w, geo, group):
+    """A float32 conv kernels/window3x3.py runs (its applies(); the module is not imported to ask)."""
     if x.dtype != np.float32:
         return False
     xs, ws = _as5(x.shape), _as5(w.shape)
@@ -208,6 +208,15 @@ def _pool(node, em):
     o5 = f"{res}.reshape({source.ints(_as5(out.shape))})"
     common = f"{_p3(geo['kernel'], 1)}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}"
     dil = _p3(geo["dilations"], 1)
+    if node.op == "MaxPool" and len(node.outputs) == 1 and _window3x3_pool(x, geo):
+        L3 = em.lib("window3x3")
+        x5, args = _view5(em, x), f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}"
+        n, c = _as5(x.shape)[:2]
+        if em.threads > 1 and n * c >= 2 * em.threads and 9 * int(np.prod(out.shape)) >= nn_kernels.PAR_MIN_FLOPS:
+            em.emit(f"{L3}.max_pool_par({x5}, {o5}, {args}, {em.threads})")
+        else:
+            em.emit(f"{L3}.max_pool({x5}, {o5}, {args})")
+        return
     if node.op == "MaxPool":
         if len(node.outputs) > 1:
             idx = em.alloc(node.outputs[1]) + f".reshape({source.ints(_as5(out.shape))})"
@@ -219,6 +228,13 @@ def _pool(node, em):
                 f"{int(attr(node, 'count_include_pad', 0))})")
     else:
         em.emit(f"{L}.lp_pool({_view5(em, x)}, {o5}, {common}, {dil}, {source.num(float(attr(node, 'p', 2)))})")
+
+
+def _window3x3_pool(x, geo):
+    """A float32 MaxPool kernels/window3x3.py runs: 2-D 3x3, strides (1, 1) or (2, 2), dilation 1."""
+    strides = _t3(geo["strides"], 1)
+    return (x.dtype == np.float32 and len(x.shape) == 4 and _t3(geo["kernel"], 1)[1:] == (3, 3)
+            and _t3(geo["dilations"], 1)[1:] == (1, 1) and strides[1] == strides[2] and strides[1] in (1, 2))
 
 
 def _nc_s(v):

@@ -1,4 +1,4 @@
-"""Vector helpers for the LLVM-IR kernels (dw3x3.py, winograd.py): rows of an NCHW plane read
+"""Vector helpers for the LLVM-IR kernels (window3x3.py, winograd.py): rows of an NCHW plane read
 and written as vectors of VW floats, with masked loads whose off lanes read as a given value
 (the zero padding of a convolution) and masked stores for ragged ends; LLVM lowers the masks
 to AVX-512 mask registers, AVX2 masked moves, or scalar code elsewhere."""
@@ -8,6 +8,7 @@ from numba.core import cgutils
 # The activation a kernel's epilogue applies in registers (nn maps its ACT_* codes onto these;
 # the others run over the finished plane).
 EPI_NONE, EPI_CLAMP, EPI_HARDSWISH = 0, 1, 2
+EPI_MAX = 3    # not an epilogue: the window's taps combine as MaxPool's (Vec.max_tap), no weights
 
 
 def dispatch(builder, cases, emit):
@@ -119,3 +120,28 @@ class Vec:
         if epi == EPI_HARDSWISH:
             return b.fmul(v, self.clamp(b.fadd(b.fmul(v, self.fconst(1.0 / 6.0)), self.fconst(0.5)), self.zero, self.fconst(1.0)))
         return v
+
+    def window_max(self, taps, valid):
+        """MaxPool's rule over a window's taps (in order, with the masks of the lanes where each is
+        inside the plane, None: all): the first tap inside is taken as it is, NaN too, a later
+        one only if strictly greater, so the result is NaN where that first tap is and else
+        the max of the others with NaNs skipped. Computed so: NaNs (and taps outside) as
+        -inf into a tree of maxima, the first inside tap found by a chain of selects; a window
+        with no tap inside gives 0 (nn.max_pool's rule)."""
+        b = self.b
+        ninf = self.fconst(float("-inf"))
+        vals = []
+        for t, m in zip(taps, valid):
+            keep = b.fcmp_ordered("ord", t, t)
+            vals.append(b.select(keep if m is None else b.and_(keep, m), t, ninf))
+        while len(vals) > 1:
+            vals = [b.select(b.fcmp_ordered(">", x, y), x, y) for x, y in zip(vals[::2], vals[1::2])] + vals[len(vals) // 2 * 2:]
+        first, seen = taps[0], valid[0]
+        if seen is not None:
+            for t, m in zip(taps[:0:-1], valid[:0:-1]):    # the last select is the first tap's
+                first = t if m is None else b.select(m, t, first)
+            first = b.select(valid[0], taps[0], first)
+            for m in valid[1:]:
+                seen = None if (seen is None or m is None) else b.or_(seen, m)
+        out = b.select(b.fcmp_unordered("uno", first, first), first, vals[0])
+        return out if seen is None else b.select(seen, out, self.zero)
