@@ -62,3 +62,15 @@ def test_indices_and_other_kernels_keep_nn_max_pool(tmp_path):
         np.testing.assert_array_equal(g, r)
     src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
     assert "L_window3x3" not in src and src.count("L_nn.max_pool(") == 2, src
+
+
+def test_cuda_lowering_keeps_its_max_pool():
+    """The CUDA target reuses the CPU pooling lowering with its own nn library: window3x3 is the
+    CPU's alone (without this check the CUDA build refused the pool as an unknown library)."""
+    import targets.cpu as cpu_target
+    import targets.cuda as cuda_target
+    from compiler.driver import lower_to_ir
+    m = _pool_model(1, 4, 12, 12, 2, (1, 1, 1, 1), 0)
+    meta = {"x": (np.dtype(np.float32), (1, 4, 12, 12), None)}
+    src = {t.NAME: t.build(lower_to_ir(m, meta), {})["source"] for t in (cpu_target, cuda_target)}
+    assert "L_window3x3.max_pool(" in src["cpu"] and "L_nn.max_pool(" in src["cuda"], src

@@ -208,7 +208,7 @@ def _pool(node, em):
     o5 = f"{res}.reshape({source.ints(_as5(out.shape))})"
     common = f"{_p3(geo['kernel'], 1)}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}"
     dil = _p3(geo["dilations"], 1)
-    if node.op == "MaxPool" and len(node.outputs) == 1 and _window3x3_pool(x, geo):
+    if node.op == "MaxPool" and len(node.outputs) == 1 and em.KERNEL_DIR == CPU_KERNEL_DIR and _window3x3_pool(x, geo):
         L3 = em.lib("window3x3")
         x5, args = _view5(em, x), f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}"
         n, c = _as5(x.shape)[:2]
