@@ -86,6 +86,8 @@ CASES = {
     "gru_nobias": ("GRU", dict(bias=False, outputs=("Y_h",))),
     "lstm_default": ("LSTM", {}),
     "lstm_wide_hidden": ("LSTM", dict(hs=21, initial=True)),    # the plain cell's 8-row passes and its tail
+    # 4 hs = 320 columns: gemv_acc's 16- and 4-vector chunks (rnn._plain_lstm32), two directions
+    "lstm_bidir_wide_lens": ("LSTM", dict(hs=80, batch=2, direction="bidirectional", initial=True, seq_lens=[5, 3])),
     "lstm_peep_lens_init": ("LSTM", dict(peepholes=True, seq_lens=[5, 3, 1], initial=True)),
     "lstm_bidir_peep": ("LSTM", dict(direction="bidirectional", peepholes=True, initial=True,
                                      seq_lens=[2, 5, 4])),
@@ -111,6 +113,18 @@ def test_onnx_options(name):
         check(m, feeds, [w.transpose(2, 0, 1, 3) if o == "Y" else w.transpose(1, 0, 2) for o, w in zip(outs, want)])
     else:
         check(m, feeds)
+
+
+@pytest.mark.parametrize("hs", [6, 80])
+def test_lstm_weights_as_inputs(hs):
+    """W and R fed at run time: the default cell packs R itself and projects with the plain GEMM."""
+    m, feeds = recurrent_case("LSTM", hs=hs, direction="bidirectional", initial=True, seq_lens=[5, 2, 4])
+    for init in list(m.graph.initializer):
+        if init.name in ("W", "R"):
+            feeds[init.name] = numpy_helper.to_array(init)
+            m.graph.input.append(helper.make_tensor_value_info(init.name, F, list(init.dims)))
+            m.graph.initializer.remove(init)
+    check(m, feeds)
 
 
 @pytest.mark.parametrize("op", sorted(GATES))

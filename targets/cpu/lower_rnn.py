@@ -10,6 +10,7 @@ from compiler.ops import rnn as rnn_ops
 from compiler.ops.common import attr
 
 from . import source
+from .kernels import gemv_acc, sgemm
 from .kernels import rnn as rk
 from .lower import lower
 
@@ -40,6 +41,23 @@ def activation_tables(node, nd):
     shape = (nd, len(default))
     return (np.array(codes, np.int64).reshape(shape), np.array(a_out, np.float64).reshape(shape),
             np.array(b_out, np.float64).reshape(shape))
+
+
+def _pad_columns(m, hs):
+    """m (K x 4 hs) with zero columns up to gemv_acc.padded(4 hs): the rows the LSTM kernel's
+    per-step product accumulates into."""
+    out = np.zeros((m.shape[0], gemv_acc.padded(4 * hs)), np.float32)
+    out[:, :m.shape[1]] = m
+    return out
+
+
+def _packed_lstm_weights(em, v, dtype, pack_one):
+    """The default float32 LSTM cell's packing of a constant W or R, one row a direction (its
+    kernels' layouts: rnn._plain_lstm32); a zero-size array where v is no float32 constant
+    (the kernel packs R itself then, and W goes through the plain GEMM)."""
+    if not v.is_const or dtype != np.float32:
+        return "np.empty((0, 0), np.float32)"
+    return em.const(np.stack([pack_one(np.asarray(m, np.float32)) for m in v.const]))
 
 
 @lower("RNN", "GRU", "LSTM")
@@ -76,7 +94,6 @@ def _recurrent(node, em):
         args.append(source.num(bool(attr(node, "linear_before_reset", 0))))
     if node.op == "LSTM":
         args.append(source.num(bool(attr(node, "input_forget", 0))))
-        # R^T for the default cell's per-step product, once here when R is a constant.
-        args.append(em.const(np.ascontiguousarray(np.swapaxes(r.const, 1, 2), x.dtype)) if r.is_const
-                    else f"np.empty((0, 0, 0), {dt})")
+        args += [_packed_lstm_weights(em, w, x.dtype, lambda wd: sgemm.pack_panels(_pad_columns(wd.T, hs))),
+                 _packed_lstm_weights(em, r, x.dtype, lambda rd: gemv_acc.pack(np.ascontiguousarray(rd.T)))]
     em.emit(f"{em.lib('rnn')}.{KERNELS[node.op]}({', '.join(args)})")

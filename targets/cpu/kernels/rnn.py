@@ -19,7 +19,9 @@ import math
 
 import numpy as np
 
+from .gemv_acc import accumulate as gemv_accumulate, pack as gemv_pack, padded as gemv_padded
 from .blas import gemm
+from .linalg import gemm_packed
 from .fastmath import sigmoid32, tanh32
 from .jit import njit
 
@@ -228,67 +230,74 @@ def _is_plain(codes, clip, p, input_forget):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _plain_cell32(g, xr, bsum, rt, c, h, hs):
-    """One batch row of a default float32 LSTM cell: gates i, o, f, c in g = xr (x @ W^T) +
-    bsum + h @ R^T, with R^T as rt (hs, 4 hs) so each step is rows of axpys that vectorise
-    (a BLAS call per step of the bench LSTM's 1x128x512 took longer than its arithmetic);
-    states c, h updated in place. Branch-free loops: the generic path's float64 libm calls
-    per gate value took ~3x as long on the bench LSTM."""
-    for j in range(4 * hs):
-        g[j] = xr[j] + bsum[j]
-    k = 0
-    while k + 8 <= hs:      # eight rows of R^T per pass over g (four: a third less time than one)
-        h0, h1, h2, h3 = h[k], h[k + 1], h[k + 2], h[k + 3]
-        h4, h5, h6, h7 = h[k + 4], h[k + 5], h[k + 6], h[k + 7]
-        r0, r1, r2, r3 = rt[k], rt[k + 1], rt[k + 2], rt[k + 3]
-        r4, r5, r6, r7 = rt[k + 4], rt[k + 5], rt[k + 6], rt[k + 7]
-        for j in range(4 * hs):
-            g[j] += ((h0 * r0[j] + h1 * r1[j]) + (h2 * r2[j] + h3 * r3[j])) + ((h4 * r4[j] + h5 * r5[j]) + (h6 * r6[j] + h7 * r7[j]))
-        k += 8
-    for k in range(k, hs):
-        hk, row = h[k], rt[k]
-        for j in range(4 * hs):
-            g[j] += hk * row[j]
-    gi, go, gf, gc = g[:hs], g[hs:2 * hs], g[2 * hs:3 * hs], g[3 * hs:]
+def _plain_cell32(g, bsum, c, h, hs):
+    """One batch row of a default float32 LSTM cell, its gates i, o, f, c as g + bsum (g: the
+    step's x @ W^T + h @ R^T); states c, h updated in place. Branch-free so it vectorises: the
+    generic path's float64 libm calls per gate value took ~3x as long on the bench LSTM."""
     for j in range(hs):
-        cn = sigmoid32(gf[j]) * c[j] + sigmoid32(gi[j]) * tanh32(gc[j])
+        cn = (sigmoid32(g[2 * hs + j] + bsum[2 * hs + j]) * c[j]
+              + sigmoid32(g[j] + bsum[j]) * tanh32(g[3 * hs + j] + bsum[3 * hs + j]))
         c[j] = cn
-        h[j] = sigmoid32(go[j]) * tanh32(cn)
+        h[j] = sigmoid32(g[hs + j] + bsum[hs + j]) * tanh32(cn)
+
+
+@njit(cache=True, error_model="numpy")
+def _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp):
+    """Direction d of a default float32 LSTM: the inputs' projection into rows padded to whole
+    vectors (wp: W[d]^T packed at compile time, sgemm.pack_panels; empty: W is no constant),
+    then each step adds h @ R^T into its row in gemv_acc's kernel (rp: R[d]^T packed, or
+    packed here) and runs the cell over it."""
+    seq, batch = _dims(x, layout)
+    hs = r.shape[2]
+    n = 4 * hs
+    x2 = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], x.shape[2])
+    xw = np.zeros((x2.shape[0], gemv_padded(n)), np.float32)
+    if wp.shape[0] > 0:
+        gemm_packed(x2, wp[d], xw)
+    else:
+        gemm(x2, w[d].T, xw[:, :n])
+    rpd = rp[d] if rp.shape[0] > 0 else gemv_pack(r[d].T)
+    for s in range(seq):
+        for b in range(batch):
+            t = _time(s, seq_lens[b], reverse)
+            if t < 0:
+                continue
+            g, hb = xw[_row(t, b, seq, batch, layout)], h[b]
+            gemv_accumulate(rpd, hb, g)
+            _plain_cell32(g, bsum, c[b], hb, hs)
+            _store_y(y, hb, t, d, b, layout)
 
 
 @njit(cache=True, error_model="numpy")
 def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes, alphas, betas,
-         clip, input_forget, rt):
+         clip, input_forget, wp, rp):
     """Gates i, o, f, c with peepholes p (i, o, f): Ct = f Ct-1 + i g(c~), Ht = o h(Ct);
-    input_forget couples the forget gate to 1 - i. rt: R transposed per direction (dirs, hs,
-    4 hs) when R is a constant, else a zero-size array (the default cell then transposes)."""
+    input_forget couples the forget gate to 1 - i. wp, rp: W^T and R^T per direction packed
+    for the default float32 cell (_plain_lstm32) where they are constants, else zero-size."""
     seq, batch = _dims(x, layout)
     hs = r.shape[2]
     y[...] = 0
     plain = x.itemsize == 4 and _is_plain(codes, clip, p, input_forget)
     for d in range(w.shape[0]):
         reverse = direction == 1 or d == 1
-        xw = _project(x, w, d)
         bsum = bias[d, :4 * hs] + bias[d, 4 * hs:]
         pd = p[d]
         h = _load_state(h0, d, batch, layout)
         c = _load_state(c0, d, batch, layout)
-        g = np.empty((batch, 4 * hs), x.dtype)
-        rtd = np.empty((0, 0), x.dtype)
         if plain:
-            rtd = rt[d] if rt.shape[0] > 0 else np.ascontiguousarray(r[d].T)
+            _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp)
+            _store_state(yh, h, seq_lens, d, layout)
+            _store_state(yc, c, seq_lens, d, layout)
+            continue
+        xw = _project(x, w, d)
+        g = np.empty((batch, 4 * hs), x.dtype)
         for s in range(seq):
-            if not plain:
-                gemm(h, r[d].T, g)
+            gemm(h, r[d].T, g)
             for b in range(batch):
                 t = _time(s, seq_lens[b], reverse)
                 if t < 0:
                     continue
                 xr, gb, hb, cb = xw[_row(t, b, seq, batch, layout)], g[b], h[b], c[b]
-                if plain:
-                    _plain_cell32(gb, xr, bsum, rtd, cb, hb, hs)
-                    _store_y(y, hb, t, d, b, layout)
-                    continue
                 for j in range(4 * hs):
                     gb[j] += xr[j] + bsum[j]
                 for j in range(hs):
