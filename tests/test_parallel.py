@@ -56,8 +56,9 @@ def _broadcast_chain():
 
 
 def _cnn(dtype=np.float32):
-    """3x3 convs (Winograd in float64, im2col in float32), a 1x1 conv (the input is the GEMM
-    operand), a strided 3x3 (im2col), with bias, ReLU and a residual Add in their epilogues."""
+    """3x3 convs (Winograd), a 1x1 conv and a strided 3x3 (float64: the input is the GEMM operand,
+    im2col; float32: kernels/conv_small.py), with bias, ReLU and a residual Add in their
+    epilogues."""
     c, hw = 32, 40
     elem = TensorProto.DOUBLE if dtype == np.float64 else F
     w = lambda *s: (RNG.standard_normal(s) / np.sqrt(np.prod(s[1:]))).astype(dtype)   # noqa: E731
@@ -146,11 +147,12 @@ def test_narrow_pointwise_conv_splits_by_rows(dtype, threads, tmp_path):
 
 def test_strided_padded_1x1_conv_the_inputs_size_is_not_pointwise(tmp_path):
     """A 1x1 conv with stride 2 and pads of 16 on 32x32 has a 32x32 output, as a pointwise
-    conv's, but reads every other pixel and a zero border: its 2-thread row bands must too."""
-    inits = {"w": RNG.standard_normal((16, 64, 1, 1)).astype(np.float32), "b": RNG.standard_normal(16).astype(np.float32)}
+    conv's, but reads every other pixel and a zero border: its 2-thread row bands must too
+    (24 output channels: kernels/conv_small.py, which takes multiples of 16, leaves it to them)."""
+    inits = {"w": RNG.standard_normal((24, 128, 1, 1)).astype(np.float32), "b": RNG.standard_normal(24).astype(np.float32)}
     m = model([helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[16] * 4)],
-              [("x", F, [1, 64, 32, 32])], [("y", F, [1, 16, 32, 32])], inits)
-    feeds = {"x": RNG.standard_normal((1, 64, 32, 32)).astype(np.float32)}
+              [("x", F, [1, 128, 32, 32])], [("y", F, [1, 24, 32, 32])], inits)
+    feeds = {"x": RNG.standard_normal((1, 128, 32, 32)).astype(np.float32)}
     got = compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)["y"]
     np.testing.assert_allclose(got, reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
     assert "conv_gemm_par(" in _sources(str(tmp_path))
@@ -169,7 +171,7 @@ def test_row_by_an_input_splits_by_columns(tmp_path):
     assert "gemm_cols(" in _sources(str(tmp_path))
 
 
-@pytest.mark.parametrize("dtype,calls", [(np.float32, ("conv_gemm_par(",)),
+@pytest.mark.parametrize("dtype,calls", [(np.float32, ("winograd.conv_par(", "conv_small.conv_par(")),
                                          (np.float64, ("conv_winograd_par(", "conv_gemm_par("))])
 def test_cnn_takes_the_split_conv_paths(tmp_path, dtype, calls):
     m, feeds = _cnn(dtype)

@@ -9,6 +9,7 @@ from compiler.ops.common import attr
 
 from . import source
 from .kernels import nn as nn_kernels
+from .kernels import sgemm
 from .emitter import KERNEL_DIR as CPU_KERNEL_DIR
 from .lower import gemm_parts, lower
 
@@ -84,6 +85,17 @@ def _conv(node, em):
         em.emit(f"{L}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
                 f"{res5}, {act}, {alpha}, {beta}{tail})")
         return
+    if chosen_here and _conv_small(x, w, out, geo, group, act):
+        from .kernels import conv_small    # compiles its kernel on first use only
+        wp = em.const(conv_small.pack(np.asarray(w.const, np.float32).reshape(_as5(w.shape))))
+        m, k = w.shape[0], int(np.prod(w.shape[1:]))
+        n = int(np.prod(out.shape[2:])) * out.shape[0]
+        parts = min(gemm_parts(em, m, k, n, CONV_PARALLEL_MACS, 1), int(conv_small.items(_as5(out.shape))))
+        args = (f"{_view5(em, x)}, {wp}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
+                f"{source.ints(tuple(int(d) for d in w.shape[2:]))}, {res5}, {act}, {alpha}, {beta}")
+        L4 = em.lib("conv_small")
+        em.emit(f"{L4}.conv_par({args}, {parts})" if parts > 1 else f"{L4}.conv({args})")
+        return
     args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
             f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
     if not chosen_here:
@@ -108,6 +120,32 @@ def _conv(node, em):
         if f32:
             em.lib("callback_conv_gemm")   # binds the symbol conv_gemm32 and conv_gemm_par's float32 bands call
         em.emit(f"{L}.conv_gemm_par({args}, {parts})" if parts > 1 else f"{L}.conv_gemm{'32' if f32 else ''}({args})")
+
+
+# kernels/conv_small.py's tiles (positions of an output row by 32 output channels) against the
+# NCHW GEMM (nn.conv_gemm32), one thread, us: pointwise 160 -> 640 at 7x7 130 -> 95, 480 -> 80
+# 51 -> 35, 288 -> 48 at 14x14 62 -> 49; 3x3 256 -> 256 at 7x7 705 -> 505, 3x3 stride 2
+# 128 -> 256 from 14x14 378 -> 265; 1x1 stride 2 64 -> 64 from 28x28 33 -> 17; even on 56x56
+# (96 -> 16: 90 both). Below 32 multiply-adds an output (16 -> 96 pointwise: 113 -> 129; 8 -> 48
+# 134 -> 184) the tile's transpose costs more than its arithmetic; under 16 input channels
+# (stems) the padded copy of a large image is not worth it. Winograd keeps the 3x3 stride-1
+# convs it takes (faster from 14x14 up: 128 channels at 14x14 390 against 517).
+SMALL_MIN_K, SMALL_MIN_CHANNELS = 32, 16
+
+
+def _conv_small(x, w, out, geo, group, act):
+    """Whether a float32 conv with constant filters runs as kernels/conv_small.py's: AVX-512 (its
+    transpose is written for 16-float vectors), 2-D, group 1, dilation 1, output channels a
+    multiple of 16, equal strides, rows of 7 or more, an activation its epilogue applies, enough work an output."""
+    if x.dtype != np.float32 or len(x.shape) != 4 or group != 1 or sgemm.W != 16:
+        return False
+    if any(int(d) != 1 for d in geo["dilations"]) or w.shape[0] % 16 or out.shape[3] < 7:
+        return False
+    if len(set(int(s) for s in geo["strides"])) != 1:
+        return False
+    if act not in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH):
+        return False
+    return int(np.prod(w.shape[1:])) >= SMALL_MIN_K and w.shape[1] >= SMALL_MIN_CHANNELS
 
 
 def _window3x3_conv(x, w, geo, group):

@@ -26,6 +26,7 @@ from .fastmath import logistic_rows32, sum64
 from .jit import njit
 from .linalg import gemv_t
 from .sgemm import NR, clamp, voidptr
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE
 
 __all__ = [
     "conv",
@@ -971,6 +972,23 @@ def dw_range32(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha
                          group, t0, t1, act, alpha, beta)
     if status != 0 or x.size + w.size + b.size + res.size < 0:     # (x.size...: see conv_gemm32)
         raise RuntimeError("dw_range32: dw_range raised inside its C callback")
+
+
+@njit(cache=True, error_model="numpy")
+def vec_epilogue(act, alpha, beta):
+    """(vecir EPI_* code, lo, hi) of an LLVM-IR kernel's in-register epilogue for an ACT_* code
+    (winograd.py, conv_small.py). Only these four: those kernels store tiles that may end inside
+    an output row, so an activation run over whole rows after would meet some twice (their
+    lowerings keep to them)."""
+    if act == ACT_RELU:
+        return EPI_CLAMP, np.float32(0), np.float32(np.inf)
+    if act == ACT_CLIP:
+        return EPI_CLAMP, np.float32(alpha), np.float32(beta)
+    if act == ACT_HARDSWISH:
+        return EPI_HARDSWISH, np.float32(-np.inf), np.float32(np.inf)
+    if act != ACT_NONE:
+        raise ValueError("an activation the kernel's epilogue does not apply")
+    return EPI_NONE, np.float32(-np.inf), np.float32(np.inf)
 
 
 @njit(cache=True, error_model="numpy")

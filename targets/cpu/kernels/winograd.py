@@ -21,7 +21,7 @@ from numba.extending import intrinsic
 
 from .blas import gemm_implicit
 from .jit import njit
-from .nn import ACT_CLIP, ACT_HARDSWISH, ACT_NONE, ACT_RELU
+from .nn import vec_epilogue
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, Vec, dispatch
 
@@ -170,22 +170,6 @@ def _check(x, u, b, out, res, ws):
         raise ValueError("winograd.conv: the workspace is too small")
 
 
-@njit(cache=True, error_model="numpy")
-def _epi(act, alpha, beta):
-    """(EPI_* code, lo, hi) of the output transform's epilogue for an nn.ACT_* code. Only these
-    four: a block's tiles may end inside an output row, so an activation run over whole rows
-    after it would meet some twice (the lowering, lower_nn._winograd32, keeps to them)."""
-    if act == ACT_RELU:
-        return EPI_CLAMP, np.float32(0), np.float32(np.inf)
-    if act == ACT_CLIP:
-        return EPI_CLAMP, np.float32(alpha), np.float32(beta)
-    if act == ACT_HARDSWISH:
-        return EPI_HARDSWISH, np.float32(-np.inf), np.float32(np.inf)
-    if act != ACT_NONE:
-        raise ValueError("winograd.conv: an activation its epilogue does not apply")
-    return EPI_NONE, np.float32(-np.inf), np.float32(np.inf)
-
-
 # Tiles a block at most: a block's V and M (16 (C + M) floats a tile) are meant to stay in cache
 # between the transforms and the GEMMs; a multiple of the GEMM's 32-column panels.
 BLOCK_BYTES = 1 << 21
@@ -249,7 +233,7 @@ def _gemms(u, v, mt, k0, k1):
 def _outputs(mt, b, out, n, TW, t0, t1, m0, m1, res, act, alpha, beta):
     """The tiles t0 .. t1 of out[n, m0 .. m1] from M, with the epilogue."""
     M, OH, OW, nt = out.shape[1], out.shape[3], out.shape[4], mt.shape[2]
-    epi, lo, hi = _epi(act, alpha, beta)
+    epi, lo, hi = vec_epilogue(act, alpha, beta)
     P = OH * OW
     for m in range(m0, m1):
         _output(mt.ctypes.data + 4 * m * nt, M * nt, TW, t0, t1, out.ctypes.data + 4 * (n * M + m) * P, OH, OW,

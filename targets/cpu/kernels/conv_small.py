@@ -1,0 +1,239 @@
+"""float32 2-D convolutions of small output images (7x7, 14x14) as tiles of one output row's
+positions by 32 output channels: vectors run along the channels, so no lane is wasted on a
+ragged image width.
+
+Why: the NCHW GEMM (nn.conv_gemm32) puts the output positions in its 32-column tiles; 49
+positions fill two tiles to 77% and its 640x160x49 pointwise conv ran at 68 GFLOPS where
+onnxruntime's NCHWc kernels ran 103 (mobilenetv2_half's 7x7 and 14x14 convs: ~0.3 ms of
+its 1-thread gap). Here a tile is mr <= 8 positions of one output row (7 for a 7- or 14-wide
+image: no waste) by 32 channels of filters packed at compile time (pack), 16 accumulators;
+each step of the reduction broadcasts one input value a position (read in place from the
+image, or from a zero-padded copy where the conv pads) and loads two filter vectors. The
+finished tile is transposed in registers (three rounds of two-vector shuffles) into rows of
+8 positions a channel, stored under a mask with bias, residual and Relu/Clip/HardSwish
+applied on the way. The NCHW output needs no layout change around it.
+
+Called by symbol (SYMBOL), like window3x3.py: a C callback compiled once."""
+import llvmlite.binding as ll
+import numpy as np
+from llvmlite import ir
+from numba import cfunc, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .jit import njit
+from .nn import vec_epilogue
+from .sgemm import W as VW
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, Vec, dispatch
+
+PANEL = 32          # output channels a tile (two vectors); a last panel of 16 where M % 32 == 16
+MR_MAX = 8          # positions a tile at most
+
+
+def pack(w: np.ndarray) -> np.ndarray:
+    """Filters (M, C, 1, kh, kw) in the kernel's layout, flat float32 (compile time): panels of
+    32 output channels (the last of 16 where M % 32 == 16), each K = C*kh*kw rows of its
+    channels, reduction index k = (c, i, j) as the filter's own order."""
+    m = w.shape[0]
+    w2 = np.asarray(w, np.float32).reshape(m, -1)
+    return np.concatenate([np.ascontiguousarray(w2[m0:m0 + PANEL].T).reshape(-1) for m0 in range(0, m, PANEL)])
+
+
+@intrinsic
+def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, epi, lo, hi):
+    """Output rows t0 .. t1, counted over (image, panel, row), of out (N, M, OH, OW) at op:
+    epilogue(sum_k x[image base + row base + offs[k] + position * s] * w[k, m] + b[m] [+ res]).
+    xp: the (padded) input, xs floats an image, rs floats from one output row's inputs to the
+    next (s input rows); offs[k] the offset of reduction step k (int64, K of them); wp pack's
+    filters; rp the residual (0: none); epi an EPI_* code with clamp bounds lo, hi."""
+    sig = types.void(*(types.intp,) * 15, types.intp, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        xp_i, xs, rs, s, offs_i, K, wp_i, M, bp_i, op_i, OH, OW, rp_i, t0, t1, epi, lo, hi = args
+        V = Vec(builder, VW, K.type)
+        H8 = Vec(builder, 8, K.type)
+        const, c0 = V.const, V.const(0)
+        i64p = ir.IntType(64).as_pointer()
+        x_base, w_base, b_base, o_base, r_base = (V.fptr(a) for a in (xp_i, wp_i, bp_i, op_i, rp_i))
+        offs = builder.inttoptr(offs_i, i64p)
+        lo8, hi8, nz8 = H8.splat(lo), H8.splat(hi), H8.fconst(-0.0)
+        accs = [[cgutils.alloca_once(builder, V.vec) for _ in range(2)] for _ in range(MR_MAX)]
+        panels = builder.sdiv(builder.add(M, const(PANEL - 1)), const(PANEL))
+        tiles = builder.sdiv(builder.add(OW, const(MR_MAX - 1)), const(MR_MAX))
+        mr = builder.sdiv(builder.add(OW, builder.sub(tiles, const(1))), tiles)    # positions a tile
+
+        def tile(MR, NV, img, m0, oh, ow0, with_res, ep):
+            """One tile: MR rows of code (positions past the tile's own count clamped to the
+            image's last, computed and not stored), NV vectors of channels."""
+            count = builder.sub(OW, ow0)
+            count = builder.select(builder.icmp_signed("<", mr, count), mr, count)
+            last = builder.sub(OW, const(1))
+            row_base = builder.gep(x_base, [builder.add(builder.mul(img, xs), builder.mul(oh, rs))])
+            ptrs = []
+            for r in range(MR):
+                pos = builder.add(ow0, const(r))
+                pos = builder.select(builder.icmp_signed("<", pos, last), pos, last)
+                ptrs.append(builder.gep(row_base, [builder.mul(pos, s)]))
+            for r in range(MR):
+                for v in range(NV):
+                    builder.store(V.zero, accs[r][v])
+            panel = builder.gep(w_base, [builder.mul(m0, K)])
+            with cgutils.for_range(builder, K) as loop:
+                k = loop.index
+                off = builder.load(builder.gep(offs, [k]))
+                wrow = builder.gep(panel, [builder.mul(k, const(NV * VW))])
+                wv = [V.load(wrow, const(v * VW)) for v in range(NV)]
+                for r in range(MR):
+                    a = V.splat(builder.load(builder.gep(ptrs[r], [off])))
+                    for v in range(NV):
+                        builder.store(V.fma(a, wv[v], builder.load(accs[r][v])), accs[r][v])
+            mask = H8.below(count)
+            plane = builder.mul(OH, OW)
+            for v in range(NV):
+                ch0 = builder.add(m0, const(v * VW))
+                bias = V.load(b_base, ch0)
+                rows = [builder.fadd(builder.load(accs[r][v]), bias) for r in range(MR)]
+                rows += [V.zero] * (8 - MR)
+                for c, vec8 in enumerate(_transpose8x16(builder, V, rows)):
+                    chan = builder.add(ch0, const(c))
+                    at = builder.add(builder.mul(builder.add(builder.mul(img, M), chan), plane),
+                                     builder.add(builder.mul(oh, OW), ow0))
+                    res = H8.load(r_base, at, mask) if with_res else None
+                    H8.store(H8.epilogue(vec8, nz8, res, ep, lo8, hi8), o_base, at, mask)
+
+        def body(MR, NV, with_res, ep):
+            """Every tile of one output row (the work item t: image, panel, row)."""
+            def run(t):
+                img = builder.sdiv(t, builder.mul(panels, OH))
+                m0 = builder.mul(builder.srem(builder.sdiv(t, OH), panels), const(PANEL))
+                oh = builder.srem(t, OH)
+                with cgutils.for_range(builder, tiles) as tl:
+                    tile(MR, NV, img, m0, oh, builder.mul(tl.index, mr), with_res, ep)
+            return run
+
+        def per_item(t):
+            m0 = builder.mul(builder.srem(builder.sdiv(t, OH), panels), const(PANEL))
+            full = builder.icmp_signed("<=", builder.add(m0, const(PANEL)), M)
+            has_res = builder.icmp_signed("!=", rp_i, c0)
+            eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_CLAMP, EPI_HARDSWISH, EPI_NONE)]
+            dispatch(builder, [(builder.icmp_signed("==", mr, const(8)), 8), (None, 7)], lambda MR: dispatch(
+                builder, [(full, 2), (None, 1)], lambda NV: dispatch(
+                    builder, [(has_res, True), (None, False)], lambda rs_: dispatch(
+                        builder, eps, lambda ep: body(MR, NV, rs_, ep)(t)))))
+
+        with cgutils.for_range_slice(builder, t0, t1, const(1), inc=True) as (t, _):
+            per_item(t)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _transpose8x16(builder, V, rows):
+    """8 vectors of 16 channels (one a position) -> 16 vectors of 8 positions (one a channel),
+    as three rounds of two-vector shuffles (LLVM: one vpermt2ps each, 24 in all) and halves."""
+    def shuf(a, b, idx):
+        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx))
+
+    # round 1: positions (2q, 2q + 1) interleaved: channels 0-7 (lo) and 8-15 (hi), element
+    # (channel c mod 8, position t) at 2c + t
+    r1 = []
+    for q in range(4):
+        a, b = rows[2 * q], rows[2 * q + 1]
+        r1.append((shuf(a, b, [x for c in range(8) for x in (c, 16 + c)]),
+                   shuf(a, b, [x for c in range(8, 16) for x in (c, 16 + c)])))
+    # round 2: positions 0-3 and 4-7 of 4 channels each, element (channel c mod 4, position t) at 4c + t
+    r2 = {}
+    for half in range(2):
+        for g in range(2):          # positions 0-3 (pairs 0, 1), 4-7 (pairs 2, 3)
+            p, q = r1[2 * g][half], r1[2 * g + 1][half]
+            for cg in range(2):     # channels 0-3, 4-7 of the half
+                r2[half, g, cg] = shuf(p, q, [x for c in range(4 * cg, 4 * cg + 4) for x in (2 * c, 2 * c + 1, 16 + 2 * c, 17 + 2 * c)])
+    # round 3: positions 0-7 of 2 channels a vector; then each channel's 8 positions as a half
+    out = []
+    for half in range(2):
+        for cg in range(2):
+            a, b = r2[half, 0, cg], r2[half, 1, cg]
+            for pair in range(2):
+                v = shuf(a, b, [x for c in (2 * pair, 2 * pair + 1) for x in (*range(4 * c, 4 * c + 4), *range(16 + 4 * c, 20 + 4 * c))])
+                out += [shuf(v, v, list(range(8))), shuf(v, v, list(range(8, 16)))]
+    return out
+
+
+_I = types.intp
+# (x, floats an image, floats a row step, stride, offs, K, packed filters, M, bias, out, OH, OW,
+# res (0: none), items t0 .. t1, EPI_* code) as integers and addresses, then lo, hi
+SIGNATURE = types.int64(*(_I,) * 16, types.float32, types.float32)
+SYMBOL = "onnxjit_conv_small_v1"
+
+
+@cfunc(SIGNATURE, cache=True, error_model="numpy")
+def rows_callback(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, epi, lo, hi):
+    """_rows as a C callback."""
+    _rows(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, epi, lo, hi)
+    return 0
+
+
+ll.add_symbol(SYMBOL, rows_callback.address)
+_call = types.ExternalFunction(SYMBOL, SIGNATURE)
+
+
+@njit(cache=True, error_model="numpy")
+def _setup(x, wp, b, out, strides, pads_begin, kernel, res):
+    """(the input as the kernel reads it, floats an image, floats a row step, offs, b, res): x
+    itself where no window leaves it, else a zero-padded copy holding every window; the
+    operands checked (and b, res copied where they are not contiguous)."""
+    N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
+    M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
+    kh, kw, s = kernel[0], kernel[1], strides[1]
+    K = C * kh * kw
+    if (x.itemsize != 4 or wp.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
+            or wp.size != M * K or b.size != M or M % 16 != 0 or out.shape[0] != N or strides[2] != s
+            or not out.flags.c_contiguous or (res.size > 0 and res.shape != out.shape)):
+        raise ValueError("conv_small: operands do not agree")
+    pt, pl = pads_begin[1], pads_begin[2]
+    Hq, Wq = max(H + pt, (OH - 1) * s + kh), max(W + pl, (OW - 1) * s + kw)
+    xc = np.ascontiguousarray(x)
+    if pt == 0 and pl == 0 and Hq == H and Wq == W:
+        xq = xc.reshape(-1)
+    else:
+        xq4 = np.zeros((N, C, Hq, Wq), np.float32)
+        xq4[:, :, pt:pt + H, pl:pl + W] = xc[:, :, 0]
+        xq = xq4.reshape(-1)
+    offs = np.empty(K, np.int64)
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                offs[(c * kh + i) * kw + j] = (c * Hq + i) * Wq + j
+    return xq, C * Hq * Wq, s * Wq, offs, np.ascontiguousarray(b), np.ascontiguousarray(res)
+
+
+@njit(cache=True, error_model="numpy")
+def _run(xq, xs, rs, offs, wp, b, out, s, res, t0, t1, act, alpha, beta):
+    epi, lo, hi = vec_epilogue(act, alpha, beta)
+    _call(xq.ctypes.data, xs, rs, s, offs.ctypes.data, offs.size, wp.ctypes.data, out.shape[1], b.ctypes.data,
+          out.ctypes.data, out.shape[3], out.shape[4], res.ctypes.data if res.size > 0 else 0, t0, t1, epi, lo, hi)
+    return xq.size + offs.size + wp.size + b.size + res.size     # alive through the call
+
+
+@njit(cache=True, error_model="numpy")
+def items(out_shape):
+    """Work items (output rows over images and channel panels)."""
+    return out_shape[0] * ((out_shape[1] + PANEL - 1) // PANEL) * out_shape[3]
+
+
+@njit(cache=True, error_model="numpy")
+def conv(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta):
+    """out = act(conv(x, w) + b [+ res]) for x (N, C, 1, H, W), out (N, M, 1, OH, OW) float32,
+    w packed by pack, kernel (kh, kw), act one of nn's ACT_NONE, RELU, CLIP, HARDSWISH
+    (lower_nn._conv_small says which convs: 2-D, group 1, dilation 1, M % 16 == 0, AVX-512)."""
+    xq, xs, rs, offs, b, res = _setup(x, wp, b, out, strides, pads_begin, kernel, res)
+    _run(xq, xs, rs, offs, wp, b, out, strides[1], res, 0, items(out.shape), act, alpha, beta)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def conv_par(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta, parts):
+    """conv with its work items in `parts` ranges, one a thread (the padded copy made first)."""
+    xq, xs, rs, offs, b, res = _setup(x, wp, b, out, strides, pads_begin, kernel, res)
+    T = items(out.shape)
+    for p in prange(parts):
+        _run(xq, xs, rs, offs, wp, b, out, strides[1], res, p * T // parts, (p + 1) * T // parts, act, alpha, beta)

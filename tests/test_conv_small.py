@@ -1,0 +1,70 @@
+"""Convs on kernels/conv_small.py (tiles of an output row's positions by 32 output channels,
+transposed in registers): compiled models against onnx.reference at one and two threads, with
+the fused epilogues it applies (bias, residual Add, Relu, Clip, HardSwish), stride 2, pads,
+ragged tiles and a last panel of 16 channels."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from compiler import compile
+from targets.cpu.kernels import sgemm
+
+from .helpers import F, model, reference
+
+pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="conv_small is written for AVX-512's 16-float vectors")
+RNG = np.random.default_rng(11)
+
+# (N, C, H, W, M, kernel, stride, pads (top, left, bottom, right), epilogue)
+CASES = {
+    "pointwise_7x7_clip": (1, 40, 7, 7, 64, 1, 1, (0, 0, 0, 0), "clip"),
+    "pointwise_14x14_res": (2, 32, 14, 14, 48, 1, 1, (0, 0, 0, 0), "res"),      # panels 32 + 16; rows of 2 x 7
+    "3x3_pad_relu_16wide": (1, 16, 16, 16, 32, 3, 1, (1, 1, 1, 1), "res_relu"),  # tiles of 8
+    "3x3_stride2_uneven": (1, 24, 19, 21, 80, 3, 2, (0, 1, 2, 1), "hardswish"),  # 10-wide rows: tiles of 5
+    "5x5_stride2_9wide": (2, 17, 18, 17, 16, 5, 2, (2, 2, 2, 2), "none"),        # rows of 9: tiles of 5 and 4
+    "1x1_stride2": (1, 64, 28, 28, 32, 1, 2, (0, 0, 0, 0), "relu"),
+}
+
+
+def _model(n, c, h, w, m, k, s, pads, epi):
+    oh = (h + pads[0] + pads[2] - k) // s + 1
+    ow = (w + pads[1] + pads[3] - k) // s + 1
+    inits = {"w": (RNG.standard_normal((m, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32),
+             "b": RNG.standard_normal(m).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[s, s], pads=list(pads))]
+    ins = [("x", F, [n, c, h, w])]
+    last = "y"
+    if epi.startswith("res"):
+        ins.append(("r", F, [n, m, oh, ow]))
+        nodes.append(helper.make_node("Add", ["y", "r"], ["a"]))
+        last = "a"
+    if epi.endswith("relu"):
+        nodes.append(helper.make_node("Relu", [last], ["z"]))
+    elif epi == "clip":
+        inits.update(lo=np.array(0, np.float32), hi=np.array(6, np.float32))
+        nodes.append(helper.make_node("Clip", [last, "lo", "hi"], ["z"]))
+    elif epi == "hardswish":
+        nodes.append(helper.make_node("HardSwish", [last], ["z"]))
+    else:
+        nodes.append(helper.make_node("Identity", [last], ["z"]))
+    return model(nodes, ins, [("z", F, [n, m, oh, ow])], inits, opset=17), ins
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv_small_matches_reference(name, threads, tmp_path):
+    m, ins = _model(*CASES[name])
+    feeds = {k: RNG.standard_normal(shape).astype(np.float32) for k, _, shape in ins}
+    got = compile(m, cache_dir=str(tmp_path), threads=threads).run(feeds)["z"]
+    np.testing.assert_allclose(got, reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
+    src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
+    assert "L_conv_small.conv" in src, src
+
+
+def test_few_channels_keep_the_gemm(tmp_path):
+    """Under 16 input channels (stems) or with output channels no multiple of 16, the NCHW GEMM."""
+    a, b = _model(1, 3, 20, 20, 32, 3, 2, (1, 1, 1, 1), "relu"), _model(1, 32, 9, 9, 24, 1, 1, (0, 0, 0, 0), "none")
+    for (m, ins), d in ((a, tmp_path / "a"), (b, tmp_path / "b")):
+        feeds = {k: RNG.standard_normal(shape).astype(np.float32) for k, _, shape in ins}
+        np.testing.assert_allclose(compile(m, cache_dir=str(d)).run(feeds)["z"], reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
+        src = "".join(open(p).read() for p in d.glob("**/onnxjit_g_*.py"))
+        assert "conv_small" not in src and "conv_gemm32(" in src, src
