@@ -349,11 +349,12 @@ def implicit_rows(wg, xq, offs, Wq, OW, oh0, oh1, tmp, o2, b, m0, r2, act, alpha
 
 # Epilogue codes (the lowering passes them as ints): out = act(conv + bias [+ residual]).
 ACT_NONE, ACT_RELU, ACT_CLIP, ACT_SIGMOID, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_SILU, ACT_LEAKY = range(8)
-# Below this a direct conv runs on one thread. A fork costs ~5 us on an idle machine but
-# 5-20 ms when other processes spin on the cores (bench, before its pause between engines:
-# mobilenetv2_half's 17 depthwise convs took 32 ms serial, 116 ms forked at 2 threads);
-# 256K FLOP is ~10 us of work (a 288-channel 14x14 depthwise conv).
-PAR_MIN_FLOPS = 1 << 18
+# Below this a direct conv runs on one thread. A fork costs ~1.5 us on an idle machine (an empty
+# prange over 2 threads, OpenMP) but 5-20 ms when other processes spin on the cores (bench, before
+# its pause between engines: mobilenetv2_half's 17 depthwise convs took 32 ms serial, 116 ms forked
+# at 2 threads). 128K FLOP is ~5 us of work: the stride-2 depthwise convs to 7x7 (288 channels
+# from 14x14: 254K FLOP) took 25.5 us serial, 15.0 on window3x3.conv_par at 2 threads.
+PAR_MIN_FLOPS = 1 << 17
 # Winograd (conv_winograd) where it pays, measured at 1 thread against the im2col GEMM. Per image
 # and block of tile rows, V and M (16 x (C + M) x tiles) take at most WINO_BLOCK elements (a whole
 # 56x56 image with 32 channels in and out). The transformed filters U are 16/9 the filters' size
