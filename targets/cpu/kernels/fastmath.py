@@ -111,6 +111,16 @@ def sum64(row):
     return acc
 
 
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def sq_dev64(row, mean):
+    """Sum of (row - mean)^2 in float64, reassociated as sum64 so it vectorises."""
+    acc = 0.0
+    for s in range(row.shape[0]):
+        d = np.float64(row[s]) - mean
+        acc += d * d
+    return acc
+
+
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def logistic_rows32(row, bias, gate):
     """float32 row = sigmoid(row + bias), or with gate (SiLU) (row + bias) * sigmoid(row + bias),

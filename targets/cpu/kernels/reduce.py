@@ -3,7 +3,7 @@ tensor as (rows, n). Accumulation is in float64 (or int64) for accuracy."""
 import numpy as np
 from numba import prange
 
-from .fastmath import exp32_shifted, sum64
+from .fastmath import exp32_shifted, sq_dev64, sum64
 from .jit import njit
 
 _JIT = dict(cache=True, error_model="numpy")
@@ -217,17 +217,14 @@ def softmax_rows(x, out, kind):
 
 @njit(cache=True, error_model="numpy")
 def layernorm_rows(x, scale, bias, out, mean_out, inv_out, eps):
-    """LayerNormalization over the last axis of a (rows, n) view; scale/bias of length n."""
+    """LayerNormalization over the last axis of a (rows, n) view; scale/bias of length n. The
+    mean and variance in float64, summed reassociated (fastmath.sum64, sq_dev64) so they
+    vectorise: in order, each sum was a chain of dependent adds (gpt2_small's 64x256 rows:
+    33 us a LayerNormalization)."""
     rows, n = x.shape
     for r in range(rows):
-        s = 0.0
-        for j in range(n):
-            s += x[r, j]
-        mean = s / n
-        v = 0.0
-        for j in range(n):
-            d = x[r, j] - mean
-            v += d * d
+        mean = sum64(x[r]) / n
+        v = sq_dev64(x[r], mean)
         inv = 1.0 / np.sqrt(v / n + eps)
         mean_out[r] = mean
         inv_out[r] = inv
