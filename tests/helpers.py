@@ -18,6 +18,27 @@ def model(nodes, inputs, outputs, inits=(), opset=17, domains=()):
     return m
 
 
+def conv_epilogue_model(conv, ins, inits, out_shape, epi):
+    """A model of one Conv node (output "y") and the epilogue kind `epi` the fusion pass folds
+    into it, its output "z": "res" (an Add of input "r"), "relu", "res_relu", "clip" (0, 6),
+    "hardswish", else none. Returns (model, inputs)."""
+    nodes, ins, inits, last = [conv], list(ins), dict(inits), "y"
+    if epi.startswith("res"):
+        ins.append(("r", F, list(out_shape)))
+        nodes.append(helper.make_node("Add", ["y", "r"], ["a"]))
+        last = "a"
+    if epi.endswith("relu"):
+        nodes.append(helper.make_node("Relu", [last], ["z"]))
+    elif epi == "clip":
+        inits.update(lo=np.array(0, np.float32), hi=np.array(6, np.float32))
+        nodes.append(helper.make_node("Clip", [last, "lo", "hi"], ["z"]))
+    elif epi == "hardswish":
+        nodes.append(helper.make_node("HardSwish", [last], ["z"]))
+    else:
+        nodes.append(helper.make_node("Identity", [last], ["z"]))
+    return model(nodes, ins, [("z", F, list(out_shape))], inits, opset=17), ins
+
+
 def reference(m, feeds):
     from onnx.reference import ReferenceEvaluator
     return ReferenceEvaluator(m).run(None, feeds)

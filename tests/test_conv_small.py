@@ -9,7 +9,7 @@ from onnx import helper
 from compiler import compile
 from targets.cpu.kernels import sgemm
 
-from .helpers import F, model, reference
+from .helpers import F, conv_epilogue_model, reference
 
 pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="conv_small is written for AVX-512's 16-float vectors")
 RNG = np.random.default_rng(11)
@@ -30,23 +30,8 @@ def _model(n, c, h, w, m, k, s, pads, epi):
     ow = (w + pads[1] + pads[3] - k) // s + 1
     inits = {"w": (RNG.standard_normal((m, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32),
              "b": RNG.standard_normal(m).astype(np.float32)}
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[s, s], pads=list(pads))]
-    ins = [("x", F, [n, c, h, w])]
-    last = "y"
-    if epi.startswith("res"):
-        ins.append(("r", F, [n, m, oh, ow]))
-        nodes.append(helper.make_node("Add", ["y", "r"], ["a"]))
-        last = "a"
-    if epi.endswith("relu"):
-        nodes.append(helper.make_node("Relu", [last], ["z"]))
-    elif epi == "clip":
-        inits.update(lo=np.array(0, np.float32), hi=np.array(6, np.float32))
-        nodes.append(helper.make_node("Clip", [last, "lo", "hi"], ["z"]))
-    elif epi == "hardswish":
-        nodes.append(helper.make_node("HardSwish", [last], ["z"]))
-    else:
-        nodes.append(helper.make_node("Identity", [last], ["z"]))
-    return model(nodes, ins, [("z", F, [n, m, oh, ow])], inits, opset=17), ins
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[s, s], pads=list(pads))
+    return conv_epilogue_model(conv, [("x", F, [n, c, h, w])], inits, (n, m, oh, ow), epi)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 from .jit import njit
 from .nn import vec_epilogue
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, Vec, dispatch
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, Vec, dispatch, transpose8x16
 
 PANEL = 32          # output channels a tile (two vectors); a last panel of 16 where M % 32 == 16
 MR_MAX = 8          # positions a tile at most
@@ -94,7 +94,7 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
                 bias = V.load(b_base, ch0)
                 rows = [builder.fadd(builder.load(accs[r][v]), bias) for r in range(MR)]
                 rows += [V.zero] * (8 - MR)
-                for c, vec8 in enumerate(_transpose8x16(builder, V, rows)):
+                for c, vec8 in enumerate(transpose8x16(builder, rows)):
                     chan = builder.add(ch0, const(c))
                     at = builder.add(builder.mul(builder.add(builder.mul(img, M), chan), plane),
                                      builder.add(builder.mul(oh, OW), ow0))
@@ -126,37 +126,6 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-def _transpose8x16(builder, V, rows):
-    """8 vectors of 16 channels (one a position) -> 16 vectors of 8 positions (one a channel),
-    as three rounds of two-vector shuffles (LLVM: one vpermt2ps each, 24 in all) and halves."""
-    def shuf(a, b, idx):
-        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx))
-
-    # round 1: positions (2q, 2q + 1) interleaved: channels 0-7 (lo) and 8-15 (hi), element
-    # (channel c mod 8, position t) at 2c + t
-    r1 = []
-    for q in range(4):
-        a, b = rows[2 * q], rows[2 * q + 1]
-        r1.append((shuf(a, b, [x for c in range(8) for x in (c, 16 + c)]),
-                   shuf(a, b, [x for c in range(8, 16) for x in (c, 16 + c)])))
-    # round 2: positions 0-3 and 4-7 of 4 channels each, element (channel c mod 4, position t) at 4c + t
-    r2 = {}
-    for half in range(2):
-        for g in range(2):          # positions 0-3 (pairs 0, 1), 4-7 (pairs 2, 3)
-            p, q = r1[2 * g][half], r1[2 * g + 1][half]
-            for cg in range(2):     # channels 0-3, 4-7 of the half
-                r2[half, g, cg] = shuf(p, q, [x for c in range(4 * cg, 4 * cg + 4) for x in (2 * c, 2 * c + 1, 16 + 2 * c, 17 + 2 * c)])
-    # round 3: positions 0-7 of 2 channels a vector; then each channel's 8 positions as a half
-    out = []
-    for half in range(2):
-        for cg in range(2):
-            a, b = r2[half, 0, cg], r2[half, 1, cg]
-            for pair in range(2):
-                v = shuf(a, b, [x for c in (2 * pair, 2 * pair + 1) for x in (*range(4 * c, 4 * c + 4), *range(16 + 4 * c, 20 + 4 * c))])
-                out += [shuf(v, v, list(range(8))), shuf(v, v, list(range(8, 16)))]
-    return out
 
 
 _I = types.intp

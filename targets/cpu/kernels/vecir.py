@@ -145,3 +145,35 @@ class Vec:
                 seen = None if (seen is None or m is None) else b.or_(seen, m)
         out = b.select(b.fcmp_unordered("uno", first, first), first, vals[0])
         return out if seen is None else b.select(seen, out, self.zero)
+
+
+def transpose8x16(builder, rows):
+    """8 vectors of 16 lanes -> 16 vectors of 8 (out[c][p] = rows[p][c]: a tile of 8 positions by
+    16 channels into one vector of positions a channel, or back), as three rounds of two-vector
+    shuffles (LLVM: one vpermt2ps each, 24 in all) and halves."""
+    def shuf(a, b, idx):
+        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx))
+
+    # round 1: positions (2q, 2q + 1) interleaved: channels 0-7 (lo) and 8-15 (hi), element
+    # (channel c mod 8, position t) at 2c + t
+    r1 = []
+    for q in range(4):
+        a, b = rows[2 * q], rows[2 * q + 1]
+        r1.append((shuf(a, b, [x for c in range(8) for x in (c, 16 + c)]),
+                   shuf(a, b, [x for c in range(8, 16) for x in (c, 16 + c)])))
+    # round 2: positions 0-3 and 4-7 of 4 channels each, element (channel c mod 4, position t) at 4c + t
+    r2 = {}
+    for half in range(2):
+        for g in range(2):          # positions 0-3 (pairs 0, 1), 4-7 (pairs 2, 3)
+            p, q = r1[2 * g][half], r1[2 * g + 1][half]
+            for cg in range(2):     # channels 0-3, 4-7 of the half
+                r2[half, g, cg] = shuf(p, q, [x for c in range(4 * cg, 4 * cg + 4) for x in (2 * c, 2 * c + 1, 16 + 2 * c, 17 + 2 * c)])
+    # round 3: positions 0-7 of 2 channels a vector; then each channel's 8 positions as a half
+    out = []
+    for half in range(2):
+        for cg in range(2):
+            a, b = r2[half, 0, cg], r2[half, 1, cg]
+            for pair in range(2):
+                v = shuf(a, b, [x for c in (2 * pair, 2 * pair + 1) for x in (*range(4 * c, 4 * c + 4), *range(16 + 4 * c, 20 + 4 * c))])
+                out += [shuf(v, v, list(range(8))), shuf(v, v, list(range(8, 16)))]
+    return out
