@@ -22,6 +22,8 @@ CASES = {
     "no_pads_uneven": (1, 32, 11, 13, 1, (0, 0, 0, 0), "none"),
     "stride2_pads_uneven": (1, 16, 10, 15, 2, (0, 1, 1, 0), "relu"),
     "stride2_no_pads_16": (2, 32, 16, 16, 2, (0, 0, 0, 0), "res"),
+    "30wide_two_chunks_res": (1, 32, 9, 30, 1, (1, 1, 1, 1), "res_relu"),    # input in two blocks of 16
+    "28x28_stride2_clip": (1, 16, 28, 28, 2, (1, 1, 1, 1), "clip"),
 }
 
 
@@ -47,8 +49,8 @@ def test_dw_small_matches_reference(name, threads, tmp_path):
     assert "L_dw_small.conv" in src, src
 
 
-@pytest.mark.parametrize("shape", [(1, 24, 7, 7), (1, 16, 20, 20)])
+@pytest.mark.parametrize("shape", [(1, 24, 7, 7), (1, 16, 20, 40)])
 def test_other_planes_keep_window3x3(shape, tmp_path):
-    """Channels not in 16s, or planes wider than 16: window3x3.py."""
+    """Channels not in 16s, or planes wider than 32: window3x3.py."""
     src = _run(*_model(*shape, 1, (1, 1, 1, 1), "relu"), tmp_path)
     assert "L_window3x3.conv" in src and "dw_small" not in src, src

@@ -1,4 +1,4 @@
-"""float32 3x3 depthwise convolutions of small planes (inputs at most 16 wide: 14x14, 7x7) with
+"""float32 3x3 depthwise convolutions of small planes (inputs at most 32 wide: 28x28 to 7x7) with
 16 channels in the vector lanes: each input row of 16 channels is transposed in registers
 into one vector a column, then every output is nine multiply-adds of whole vectors (a filter
 vector a tap), and each output row is transposed back into NCHW rows with bias, residual and
@@ -7,7 +7,7 @@ Relu/Clip/HardSwish.
 Why: window3x3.py vectorises along a plane's rows, which on a 7- or 14-wide plane leaves
 lanes idle and masks every load: 6.6 cycles an output at stride 2 from 14x14 (onnxruntime's
 NCHWc kernel about 2), 4.0 on 7x7 at stride 1; mobilenetv2_half has ~0.26 ms of such convs
-at one thread.
+at one thread. Rows wider than 16 (to 32) take two input blocks and output chunks of 16.
 
 Transposed input rows live in a ring of three slots of a small scratch (plus a slot of zeros
 for rows outside the plane); a slot holds column -1 (zero), the plane's columns, and zeros
@@ -26,8 +26,8 @@ from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, Vec, dispatch, transpose8x16
 
 LANES = 16              # channels a group
-SLOT = 20               # vectors a slot: column -1, up to 16 columns, zeros to the widest tap
-MAX_W = 16              # input columns at most
+SLOT = 36               # vectors a slot: column -1, up to 32 columns, zeros to the widest tap
+MAX_W = 32              # input columns at most
 
 
 @intrinsic
@@ -51,9 +51,13 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, g0, 
         in_mask8 = H8.below(W)
         narrow_in = builder.icmp_signed("<=", W, const(8))
 
+        wide_in = builder.icmp_signed(">", W, const(16))
+        in_mask_hi = V.below(builder.sub(W, const(16)))
+
         def transpose_row(img, c_first, ih):
-            """Input row ih of channels c_first .. + 16 into ring slot ih % 3, columns 1 .. 16 (1 .. 8
-            from planes at most 8 wide: half the shuffles; the slot's later columns stay zero)."""
+            """Input row ih of channels c_first .. + 16 into ring slot ih % 3, columns 1 .. 16, and
+            17 .. 32 from planes wider than 16 (1 .. 8 from planes at most 8 wide: half the
+            shuffles; the slot's later columns stay zero)."""
             src = builder.gep(x_base, [builder.add(builder.mul(builder.add(builder.mul(img, C), c_first), plane_in),
                                                    builder.mul(ih, W))])
             slot = builder.gep(s_base, [builder.mul(builder.srem(ih, const(3)), const(SLOT * VW))])
@@ -66,16 +70,21 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, g0, 
                     rows = [V.load(src, builder.mul(const(c), plane_in), in_mask) for c in range(LANES)]
                     for j, col in enumerate(transpose16x16(builder, rows)):
                         V.store(col, slot, const((j + 1) * VW))
+                    with builder.if_then(wide_in):
+                        rows = [V.load(src, builder.add(builder.mul(const(c), plane_in), const(16)), in_mask_hi)
+                                for c in range(LANES)]
+                        for j, col in enumerate(transpose16x16(builder, rows)):
+                            V.store(col, slot, const((j + 17) * VW))
 
         def body(stride, NW, with_res, ep):
-            """One work item (image, channel group): NW output columns in registers (8 or 16)."""
+            """One work item (image, channel group): NW output columns in registers (8 or 16) at a
+            time, as many times as the row needs."""
             def run(t):
                 img = builder.sdiv(t, groups_c)
                 c_first = builder.mul(builder.srem(t, groups_c), const(LANES))
                 taps = [V.load(wt_base, builder.add(builder.mul(const(k), C), c_first)) for k in range(9)]
                 bias = V.load(b_base, c_first)
                 done = cgutils.alloca_once_value(builder, c0)       # input rows transposed so far
-                mask = H8.below(OW)
                 with cgutils.for_range(builder, OH) as rl:
                     r = rl.index
                     top = builder.sub(builder.mul(r, const(stride)), ph)
@@ -97,30 +106,34 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, g0, 
                         slot = builder.select(inside, slot, zero_slot)
                         bases.append([builder.gep(slot, [builder.mul(builder.add(builder.sub(const(kw), pw), one), const(VW))])
                                       for kw in range(3)])
-                    accs = []
-                    for ow in range(NW):
-                        acc = bias
-                        for kh in range(3):
-                            for kw in range(3):
-                                tap = V.load(bases[kh][kw], const(ow * stride * VW))
-                                acc = V.fma(taps[3 * kh + kw], tap, acc)
-                        accs.append(acc)
-                    for half in range(NW // 8):
-                        m = mask if half == 0 else H8.below(builder.sub(OW, const(8)))
-                        for c, vec8 in enumerate(transpose8x16(builder, accs[8 * half:8 * half + 8])):
-                            at = builder.add(builder.mul(builder.add(builder.mul(img, C), builder.add(c_first, const(c))), plane_out),
-                                             builder.add(builder.mul(r, OW), const(8 * half)))
-                            res = H8.load(r_base, at, m) if with_res else None
-                            H8.store(H8.epilogue(vec8, nz8, res, ep, lo8, hi8), o_base, at, m)
+                    chunks = builder.sdiv(builder.add(OW, const(NW - 1)), const(NW))
+                    with cgutils.for_range(builder, chunks) as cl:
+                        ow0 = builder.mul(cl.index, const(NW))
+                        col0 = builder.mul(builder.mul(ow0, const(stride)), const(VW))
+                        accs = []
+                        for ow in range(NW):
+                            acc = bias
+                            for kh in range(3):
+                                for kw in range(3):
+                                    tap = V.load(bases[kh][kw], builder.add(col0, const(ow * stride * VW)))
+                                    acc = V.fma(taps[3 * kh + kw], tap, acc)
+                            accs.append(acc)
+                        left = builder.sub(OW, ow0)
+                        for half in range(NW // 8):
+                            m = H8.below(builder.sub(left, const(8 * half)))
+                            for c, vec8 in enumerate(transpose8x16(builder, accs[8 * half:8 * half + 8])):
+                                at = builder.add(builder.mul(builder.add(builder.mul(img, C), builder.add(c_first, const(c))), plane_out),
+                                                 builder.add(builder.mul(r, OW), builder.add(ow0, const(8 * half))))
+                                res = H8.load(r_base, at, m) if with_res else None
+                                H8.store(H8.epilogue(vec8, nz8, res, ep, lo8, hi8), o_base, at, m)
             return run
 
         has_res = builder.icmp_signed("!=", rp_i, c0)
         eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_CLAMP, EPI_HARDSWISH, EPI_NONE)]
         narrow = builder.icmp_signed("<=", OW, const(8))
         with cgutils.for_range_slice(builder, g0, g1, one, inc=True) as (t, _):
-            # stride 2 from at most 16 columns gives at most 8: only the narrow variant
             dispatch(builder, [(builder.icmp_signed("==", s, const(2)), 2), (None, 1)], lambda st: dispatch(
-                builder, [(narrow, 8), (None, 16)] if st == 1 else [(None, 8)], lambda nw: dispatch(
+                builder, [(narrow, 8), (None, 16)], lambda nw: dispatch(
                     builder, [(has_res, True), (None, False)], lambda rs: dispatch(
                         builder, eps, lambda ep: body(st, nw, rs, ep)(t)))))
         return context.get_dummy_value()
