@@ -24,6 +24,7 @@ CASES = {
     "stride2_no_pads_16": (2, 32, 16, 16, 2, (0, 0, 0, 0), "res"),
     "30wide_two_chunks_res": (1, 32, 9, 30, 1, (1, 1, 1, 1), "res_relu"),    # input in two blocks of 16
     "28x28_stride2_clip": (1, 16, 28, 28, 2, (1, 1, 1, 1), "clip"),
+    "stride2_57wide_res": (1, 16, 12, 57, 2, (1, 1, 1, 1), "res"),   # four input blocks, two output chunks
 }
 
 
@@ -49,8 +50,8 @@ def test_dw_small_matches_reference(name, threads, tmp_path):
     assert "L_dw_small.conv" in src, src
 
 
-@pytest.mark.parametrize("shape", [(1, 24, 7, 7), (1, 16, 20, 40)])
-def test_other_planes_keep_window3x3(shape, tmp_path):
-    """Channels not in 16s, or planes wider than 32: window3x3.py."""
-    src = _run(*_model(*shape, 1, (1, 1, 1, 1), "relu"), tmp_path)
+@pytest.mark.parametrize("shape,stride", [((1, 24, 7, 7), 1), ((1, 16, 20, 40), 1), ((1, 16, 9, 70), 2)])
+def test_other_planes_keep_window3x3(shape, stride, tmp_path):
+    """Channels not in 16s, or planes wider than 32 (64 at stride 2): window3x3.py."""
+    src = _run(*_model(*shape, stride, (1, 1, 1, 1), "relu"), tmp_path)
     assert "L_window3x3.conv" in src and "dw_small" not in src, src

@@ -162,14 +162,16 @@ def _window3x3_conv(x, w, geo, group):
 # kernels/dw_small.py (16 channels in the lanes, rows transposed in registers) against
 # window3x3.py (lanes along a plane's row), one thread, us: 288 channels 14x14 stride 2
 # 25.9 -> 12.1, 480 at 7x7 25.8 -> 12.9, 192 at 14x14 20.6 -> 16.7, 96 at 28x28 37.0 -> 30.7,
-# 128 at 28x28 stride 2 26.7 -> 21.1.
+# 128 at 28x28 stride 2 26.7 -> 21.1, 96 at 56x56 stride 2 67.9 -> 56.2; 48 at 112x112 stride 2
+# 109 against 111.
 def _dw_small(x, w, out, geo, act):
     """Whether a depthwise conv window3x3 takes runs on kernels/dw_small.py instead: AVX-512,
-    one filter a channel, channels in multiples of 16, planes at most 32 wide (outputs 32 at
-    stride 1, 16 at stride 2), pads before of 0 or 1, an activation its epilogue applies."""
-    widest = 32 if int(geo["strides"][-1]) == 1 else 16
-    return (sgemm.W == 16 and w.shape[0] == x.shape[1] and x.shape[1] % 16 == 0 and x.shape[-1] <= 32
-            and out.shape[-1] <= widest and all(0 <= int(p) <= 1 for p in geo["pads_begin"])
+    one filter a channel, channels in multiples of 16, planes at most 32 wide at stride 1 (wider,
+X
+    its epilogue applies."""
+    widest = 32 if int(geo["strides"][-1]) == 1 else 64
+    return (sgemm.W == 16 and w.shape[0] == x.shape[1] and x.shape[1] % 16 == 0 and x.shape[-1] <= widest
+            and out.shape[-1] <= x.shape[-1] and all(0 <= int(p) <= 1 for p in geo["pads_begin"])
             and act in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH))
 
 

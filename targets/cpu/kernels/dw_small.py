@@ -1,4 +1,4 @@
-"""float32 3x3 depthwise convolutions of small planes (inputs at most 32 wide: 28x28 to 7x7) with
+"""float32 3x3 depthwise convolutions of small planes (28x28 to 7x7, and stride 2 from 56x56) with
 16 channels in the vector lanes: each input row of 16 channels is transposed in registers
 into one vector a column, then every output is nine multiply-adds of whole vectors (a filter
 vector a tap), and each output row is transposed back into NCHW rows with bias, residual and
@@ -7,7 +7,7 @@ Relu/Clip/HardSwish.
 Why: window3x3.py vectorises along a plane's rows, which on a 7- or 14-wide plane leaves
 lanes idle and masks every load: 6.6 cycles an output at stride 2 from 14x14 (onnxruntime's
 NCHWc kernel about 2), 4.0 on 7x7 at stride 1; mobilenetv2_half has ~0.26 ms of such convs
-at one thread. Rows wider than 16 (to 32) take two input blocks and output chunks of 16.
+at one thread. Rows wider than 16 take blocks of 16 input columns and chunks of 16 outputs.
 
 Transposed input rows live in a ring of three slots of a small scratch (plus a slot of zeros
 for rows outside the plane); a slot holds column -1 (zero), the plane's columns, and zeros
@@ -26,55 +26,53 @@ from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, Vec, dispatch, transpose8x16
 
 LANES = 16              # channels a group
-SLOT = 36               # vectors a slot: column -1, up to 32 columns, zeros to the widest tap
-MAX_W = 32              # input columns at most
+MAX_W = 128             # input columns at most
 
 
 @intrinsic
-def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, g0, g1, epi, lo, hi):
+def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, g0, g1, epi, lo, hi):
     """Channel groups g0 .. g1 (over N * C / 16) of out (N, C, OH, OW) = epilogue(dwconv3x3(x)
-    + b [+ res]); wtp: the filters as (9, C); sp: zeroed scratch of 4 * SLOT vectors."""
-    sig = types.void(*(types.intp,) * 17, types.float32, types.float32)
+    + b [+ res]); wtp: the filters as (9, C); sp: zeroed scratch of four slots of sv vectors
+    (slot_vectors)."""
+    sig = types.void(*(types.intp,) * 18, types.float32, types.float32)
 
     def codegen(context, builder, signature, args):
-        xp_i, C, H, W, wt_i, bp_i, op_i, OH, OW, rp_i, s, ph, pw, sp_i, g0, g1, epi, lo, hi = args
+        xp_i, C, H, W, wt_i, bp_i, op_i, OH, OW, rp_i, s, ph, pw, sp_i, sv, g0, g1, epi, lo, hi = args
         V = Vec(builder, VW, C.type)
         H8 = Vec(builder, 8, C.type)
         const, c0, one = V.const, V.const(0), V.const(1)
         x_base, wt_base, b_base, o_base, r_base, s_base = (V.fptr(a) for a in (xp_i, wt_i, bp_i, op_i, rp_i, sp_i))
         lo8, hi8, nz8 = H8.splat(lo), H8.splat(hi), H8.fconst(-0.0)
         groups_c = builder.sdiv(C, const(LANES))
-        in_mask = V.below(W)
         plane_in, plane_out = builder.mul(H, W), builder.mul(OH, OW)
-        zero_slot = builder.gep(s_base, [const(3 * SLOT * VW)])
+        slot_floats = builder.mul(sv, const(VW))
+        zero_slot = builder.gep(s_base, [builder.mul(const(3), slot_floats)])
 
         in_mask8 = H8.below(W)
         narrow_in = builder.icmp_signed("<=", W, const(8))
 
-        wide_in = builder.icmp_signed(">", W, const(16))
-        in_mask_hi = V.below(builder.sub(W, const(16)))
+        blocks_in = builder.sdiv(builder.add(W, const(15)), const(16))
 
         def transpose_row(img, c_first, ih):
-            """Input row ih of channels c_first .. + 16 into ring slot ih % 3, columns 1 .. 16, and
-            17 .. 32 from planes wider than 16 (1 .. 8 from planes at most 8 wide: half the
-            shuffles; the slot's later columns stay zero)."""
+            """Input row ih of channels c_first .. + 16 into ring slot ih % 3 from column 1 on, in
+            blocks of 16 columns (planes at most 8 wide: one block of 8, half the shuffles); the
+            slot's later columns stay zero."""
             src = builder.gep(x_base, [builder.add(builder.mul(builder.add(builder.mul(img, C), c_first), plane_in),
                                                    builder.mul(ih, W))])
-            slot = builder.gep(s_base, [builder.mul(builder.srem(ih, const(3)), const(SLOT * VW))])
+            slot = builder.gep(s_base, [builder.mul(builder.srem(ih, const(3)), slot_floats)])
             with builder.if_else(narrow_in) as (narrow, wide):
                 with narrow:
                     rows = [H8.load(src, builder.mul(const(c), plane_in), in_mask8) for c in range(LANES)]
                     for j, col in enumerate(transpose16x8(builder, rows)):
                         V.store(col, slot, const((j + 1) * VW))
                 with wide:
-                    rows = [V.load(src, builder.mul(const(c), plane_in), in_mask) for c in range(LANES)]
-                    for j, col in enumerate(transpose16x16(builder, rows)):
-                        V.store(col, slot, const((j + 1) * VW))
-                    with builder.if_then(wide_in):
-                        rows = [V.load(src, builder.add(builder.mul(const(c), plane_in), const(16)), in_mask_hi)
-                                for c in range(LANES)]
+                    with cgutils.for_range(builder, blocks_in) as bl:
+                        c_in = builder.mul(bl.index, const(16))
+                        m_in = V.below(builder.sub(W, c_in))
+                        rows = [V.load(src, builder.add(builder.mul(const(c), plane_in), c_in), m_in) for c in range(LANES)]
+                        at = builder.mul(builder.add(c_in, one), const(VW))
                         for j, col in enumerate(transpose16x16(builder, rows)):
-                            V.store(col, slot, const((j + 17) * VW))
+                            V.store(col, slot, builder.add(at, const(j * VW)))
 
         def body(stride, NW, with_res, ep):
             """One work item (image, channel group): NW output columns in registers (8 or 16) at a
@@ -102,7 +100,7 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, g0, 
                         ih = builder.add(top, const(kh))
                         inside = builder.and_(builder.icmp_signed(">=", ih, c0), builder.icmp_signed("<", ih, H))
                         slot = builder.gep(s_base, [builder.mul(builder.srem(builder.select(inside, ih, c0), const(3)),
-                                                                const(SLOT * VW))])
+                                                                slot_floats)])
                         slot = builder.select(inside, slot, zero_slot)
                         bases.append([builder.gep(slot, [builder.mul(builder.add(builder.sub(const(kw), pw), one), const(VW))])
                                       for kw in range(3)])
@@ -187,15 +185,15 @@ def transpose16x8(builder, rows):
 
 _I = types.intp
 # (x, C, H, W, filters (9, C), bias, out, OH, OW, res (0: none), stride, pad top, pad left,
-# scratch, groups g0 .. g1, EPI_* code) as integers and addresses, then lo, hi
-SIGNATURE = types.int64(*(_I,) * 17, types.float32, types.float32)
-SYMBOL = "onnxjit_dw_small_v1"
+# scratch, vectors a slot, groups g0 .. g1, EPI_* code) as integers and addresses, then lo, hi
+SIGNATURE = types.int64(*(_I,) * 18, types.float32, types.float32)
+SYMBOL = "onnxjit_dw_small_v2"
 
 
 @cfunc(SIGNATURE, cache=True, error_model="numpy")
-def groups_callback(xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, g0, g1, epi, lo, hi):
+def groups_callback(xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, g0, g1, epi, lo, hi):
     """_groups as a C callback."""
-    _groups(xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, g0, g1, epi, lo, hi)
+    _groups(xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, g0, g1, epi, lo, hi)
     return 0
 
 
@@ -208,7 +206,7 @@ def _setup(x, w, b, out, strides, pads_begin, res):
     """(x, filters as (9, C), b, res) contiguous float32, the shapes checked."""
     N, C, W = x.shape[0], x.shape[1], x.shape[4]
     if (x.itemsize != 4 or w.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
-            or C % LANES != 0 or W > MAX_W or out.shape[4] > (MAX_W if strides[1] == 1 else MAX_W // 2)
+            or C % LANES != 0 or W > MAX_W or out.shape[4] > W + 2
             or out.shape[0] != N or out.shape[1] != C or strides[1] != strides[2] or pads_begin[1] > 1 or pads_begin[2] > 1
             or w.shape[0] != C or w.size != 9 * C or b.size != C or not out.flags.c_contiguous
             or (res.size > 0 and res.shape != out.shape)):
@@ -218,13 +216,21 @@ def _setup(x, w, b, out, strides, pads_begin, res):
 
 
 @njit(cache=True, error_model="numpy")
+def slot_vectors(W, OW, s):
+    """Vectors a slot: column -1, the input's blocks of 16 columns, and zeros up to the last tap
+    of the last output chunk of 16 (which computes positions past OW and does not store them)."""
+    return max((W + 15) // 16 * 16 + 1, ((OW + 15) // 16 * 16) * s + 3)
+
+
+@njit(cache=True, error_model="numpy")
 def _run(x, wt, b, out, strides, pads_begin, res, g0, g1, act, alpha, beta):
     epi, lo, hi = vec_epilogue(act, alpha, beta)
-    scratch = np.zeros(4 * SLOT * VW + 16, np.float32)
+    sv = slot_vectors(x.shape[4], out.shape[4], strides[1])
+    scratch = np.zeros(4 * sv * VW + 16, np.float32)
     sp = (scratch.ctypes.data + 63) // 64 * 64
     _call(x.ctypes.data, x.shape[1], x.shape[3], x.shape[4], wt.ctypes.data, b.ctypes.data, out.ctypes.data,
           out.shape[3], out.shape[4], res.ctypes.data if res.size > 0 else 0, strides[1], pads_begin[1], pads_begin[2],
-          sp, g0, g1, epi, lo, hi)
+          sp, sv, g0, g1, epi, lo, hi)
     return x.size + wt.size + b.size + res.size + scratch.size     # alive through the call
 
 
