@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 from .jit import njit
 from .nn import vec_epilogue
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, Vec, dispatch, transpose8x16
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, transpose8x16
 
 PANEL = 32          # output channels a tile (two vectors); a last panel of 16 where M % 32 == 16
 MR_MAX = 8          # positions a tile at most
@@ -115,7 +115,8 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             m0 = builder.mul(builder.srem(builder.sdiv(t, OH), panels), const(PANEL))
             full = builder.icmp_signed("<=", builder.add(m0, const(PANEL)), M)
             has_res = builder.icmp_signed("!=", rp_i, c0)
-            eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_CLAMP, EPI_HARDSWISH, EPI_NONE)]
+            # no activation is a clamp to (-inf, inf) (vec_epilogue's bounds): one variant fewer to compile
+            eps = [(builder.icmp_signed("==", epi, const(EPI_HARDSWISH)), EPI_HARDSWISH), (None, EPI_CLAMP)]
             dispatch(builder, [(builder.icmp_signed("==", mr, const(8)), 8), (None, 7)], lambda MR: dispatch(
                 builder, [(full, 2), (None, 1)], lambda NV: dispatch(
                     builder, [(has_res, True), (None, False)], lambda rs_: dispatch(

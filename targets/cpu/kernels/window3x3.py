@@ -142,7 +142,8 @@ def _plane(typingctx, xp, H, W, wp, op, OH, OW, s, ph, pw, rp, bias, lo, hi, epi
                             blocks_loop(c0, blocks, True)
 
             has_res = builder.icmp_signed("!=", rp_i, c0)
-            epi_cases = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_CLAMP, EPI_HARDSWISH, EPI_NONE)]
+            # no activation is a clamp to (-inf, inf) (_range's bounds): one variant fewer to compile
+            epi_cases = [(builder.icmp_signed("==", epi, const(EPI_HARDSWISH)), EPI_HARDSWISH), (None, EPI_CLAMP)]
             is_max = builder.icmp_signed("==", epi, const(EPI_MAX))
 
             def variants(st):
