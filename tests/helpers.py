@@ -21,7 +21,7 @@ def model(nodes, inputs, outputs, inits=(), opset=17, domains=()):
 def conv_epilogue_model(conv, ins, inits, out_shape, epi):
     """A model of one Conv node (output "y") and the epilogue kind `epi` the fusion pass folds
     into it, its output "z": "res" (an Add of input "r"), "relu", "res_relu", "clip" (0, 6),
-    "hardswish", else none. Returns (model, inputs)."""
+    "hardswish", "silu" (x * Sigmoid(x)), else none. Returns (model, inputs)."""
     nodes, ins, inits, last = [conv], list(ins), dict(inits), "y"
     if epi.startswith("res"):
         ins.append(("r", F, list(out_shape)))
@@ -34,6 +34,8 @@ def conv_epilogue_model(conv, ins, inits, out_shape, epi):
         nodes.append(helper.make_node("Clip", [last, "lo", "hi"], ["z"]))
     elif epi == "hardswish":
         nodes.append(helper.make_node("HardSwish", [last], ["z"]))
+    elif epi == "silu":
+        nodes += [helper.make_node("Sigmoid", [last], ["sg"]), helper.make_node("Mul", [last, "sg"], ["z"])]
     else:
         nodes.append(helper.make_node("Identity", [last], ["z"]))
     return model(nodes, ins, [("z", F, list(out_shape))], inits, opset=17), ins

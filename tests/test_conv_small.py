@@ -1,6 +1,6 @@
 """Convs on kernels/conv_small.py (tiles of an output row's positions by 32 output channels,
 transposed in registers): compiled models against onnx.reference at one and two threads, with
-the fused epilogues it applies (bias, residual Add, Relu, Clip, HardSwish), stride 2, pads,
+the fused epilogues it applies (bias, residual Add, Relu, Clip, HardSwish, SiLU), stride 2, pads,
 ragged tiles and a last panel of 16 channels."""
 import numpy as np
 import pytest
@@ -22,6 +22,8 @@ CASES = {
     "3x3_stride2_uneven": (1, 24, 19, 21, 80, 3, 2, (0, 1, 2, 1), "hardswish"),  # 10-wide rows: tiles of 5
     "5x5_stride2_9wide": (2, 17, 18, 17, 16, 5, 2, (2, 2, 2, 2), "none"),        # rows of 9: tiles of 5 and 4
     "1x1_stride2": (1, 64, 28, 28, 32, 1, 2, (0, 0, 0, 0), "relu"),
+    "pointwise_silu": (1, 64, 14, 14, 64, 1, 1, (0, 0, 0, 0), "silu"),
+    "3x3_silu_16wide": (1, 16, 8, 16, 32, 3, 1, (1, 1, 1, 1), "silu"),
 }
 
 

@@ -144,7 +144,8 @@ def _conv_small(x, w, out, geo, group, act):
         return False
     if len(set(int(s) for s in geo["strides"])) != 1:
         return False
-    if act not in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH):
+    if act not in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH,
+                   nn_kernels.ACT_SILU):
         return False
     return int(np.prod(w.shape[1:])) >= SMALL_MIN_K and w.shape[1] >= SMALL_MIN_CHANNELS
 

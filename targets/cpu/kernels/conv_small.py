@@ -10,7 +10,7 @@ image: no waste) by 32 channels of filters packed at compile time (pack), 16 acc
 each step of the reduction broadcasts one input value a position (read in place from the
 image, or from a zero-padded copy where the conv pads) and loads two filter vectors. The
 finished tile is transposed in registers (three rounds of two-vector shuffles) into rows of
-8 positions a channel, stored under a mask with bias, residual and Relu/Clip/HardSwish
+8 positions a channel, stored under a mask with bias, residual and Relu/Clip/HardSwish/SiLU
 applied on the way. The NCHW output needs no layout change around it.
 
 Called by symbol (SYMBOL), like window3x3.py: a C callback compiled once."""
@@ -22,9 +22,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .jit import njit
-from .nn import vec_epilogue
+from .nn import ACT_SILU, vec_epilogue
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, transpose8x16
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch, transpose8x16
 
 PANEL = 32          # output channels a tile (two vectors); a last panel of 16 where M % 32 == 16
 MR_MAX = 8          # positions a tile at most
@@ -57,6 +57,7 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
         x_base, w_base, b_base, o_base, r_base = (V.fptr(a) for a in (xp_i, wp_i, bp_i, op_i, rp_i))
         offs = builder.inttoptr(offs_i, i64p)
         lo8, hi8, nz8 = H8.splat(lo), H8.splat(hi), H8.fconst(-0.0)
+        lo16, hi16 = V.splat(lo), V.splat(hi)
         accs = [[cgutils.alloca_once(builder, V.vec) for _ in range(2)] for _ in range(MR_MAX)]
         panels = builder.sdiv(builder.add(M, const(PANEL - 1)), const(PANEL))
         tiles = builder.sdiv(builder.add(OW, const(MR_MAX - 1)), const(MR_MAX))
@@ -92,14 +93,18 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             for v in range(NV):
                 ch0 = builder.add(m0, const(v * VW))
                 bias = V.load(b_base, ch0)
-                rows = [builder.fadd(builder.load(accs[r][v]), bias) for r in range(MR)]
+                if with_res:    # the residual comes in NCHW rows: the activation after the transpose
+                    rows = [builder.fadd(builder.load(accs[r][v]), bias) for r in range(MR)]
+                else:           # else before it, on whole vectors (half the instructions)
+                    rows = [V.epilogue(builder.load(accs[r][v]), bias, None, ep, lo16, hi16) for r in range(MR)]
                 rows += [V.zero] * (8 - MR)
                 for c, vec8 in enumerate(transpose8x16(builder, rows)):
                     chan = builder.add(ch0, const(c))
                     at = builder.add(builder.mul(builder.add(builder.mul(img, M), chan), plane),
                                      builder.add(builder.mul(oh, OW), ow0))
-                    res = H8.load(r_base, at, mask) if with_res else None
-                    H8.store(H8.epilogue(vec8, nz8, res, ep, lo8, hi8), o_base, at, mask)
+                    if with_res:
+                        vec8 = H8.epilogue(vec8, nz8, H8.load(r_base, at, mask), ep, lo8, hi8)
+                    H8.store(vec8, o_base, at, mask)
 
         def body(MR, NV, with_res, ep):
             """Every tile of one output row (the work item t: image, panel, row)."""
@@ -116,7 +121,7 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             full = builder.icmp_signed("<=", builder.add(m0, const(PANEL)), M)
             has_res = builder.icmp_signed("!=", rp_i, c0)
             # no activation is a clamp to (-inf, inf) (vec_epilogue's bounds): one variant fewer to compile
-            eps = [(builder.icmp_signed("==", epi, const(EPI_HARDSWISH)), EPI_HARDSWISH), (None, EPI_CLAMP)]
+            eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_HARDSWISH, EPI_SILU)] + [(None, EPI_CLAMP)]
             dispatch(builder, [(builder.icmp_signed("==", mr, const(8)), 8), (None, 7)], lambda MR: dispatch(
                 builder, [(full, 2), (None, 1)], lambda NV: dispatch(
                     builder, [(has_res, True), (None, False)], lambda rs_: dispatch(
@@ -179,7 +184,10 @@ def _setup(x, wp, b, out, strides, pads_begin, kernel, res):
 
 @njit(cache=True, error_model="numpy")
 def _run(xq, xs, rs, offs, wp, b, out, s, res, t0, t1, act, alpha, beta):
-    epi, lo, hi = vec_epilogue(act, alpha, beta)
+    if act == ACT_SILU:     # in registers here (vecir.Vec.sigmoid), not in vec_epilogue's four
+        epi, lo, hi = EPI_SILU, np.float32(-np.inf), np.float32(np.inf)
+    else:
+        epi, lo, hi = vec_epilogue(act, alpha, beta)
     _call(xq.ctypes.data, xs, rs, s, offs.ctypes.data, offs.size, wp.ctypes.data, out.shape[1], b.ctypes.data,
           out.ctypes.data, out.shape[3], out.shape[4], res.ctypes.data if res.size > 0 else 0, t0, t1, epi, lo, hi)
     return xq.size + offs.size + wp.size + b.size + res.size     # alive through the call
@@ -194,7 +202,7 @@ def items(out_shape):
 @njit(cache=True, error_model="numpy")
 def conv(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta):
     """out = act(conv(x, w) + b [+ res]) for x (N, C, 1, H, W), out (N, M, 1, OH, OW) float32,
-    w packed by pack, kernel (kh, kw), act one of nn's ACT_NONE, RELU, CLIP, HARDSWISH
+    w packed by pack, kernel (kh, kw), act one of nn's ACT_NONE, RELU, CLIP, HARDSWISH, SILU
     (lower_nn._conv_small says which convs: 2-D, group 1, dilation 1, M % 16 == 0, AVX-512)."""
     xq, xs, rs, offs, b, res = _setup(x, wp, b, out, strides, pads_begin, kernel, res)
     _run(xq, xs, rs, offs, wp, b, out, strides[1], res, 0, items(out.shape), act, alpha, beta)

@@ -9,6 +9,12 @@ from numba.core import cgutils
 # the others run over the finished plane).
 EPI_NONE, EPI_CLAMP, EPI_HARDSWISH = 0, 1, 2
 EPI_MAX = 3    # not an epilogue: the window's taps combine as MaxPool's (Vec.max_tap), no weights
+EPI_SILU = 4   # v * sigmoid(v), sigmoid as fastmath.sigmoid32 (conv_small.py)
+
+# fastmath.sigmoid32's rational function (onnxruntime's MLAS constants): x * P(x^2) / Q(x^2)
+_SIG_P = (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05, 8.51377133304701e-03, 2.48287947061529e-01)
+_SIG_Q = (6.10247389755681e-13, 5.76102136993427e-09, 6.29106785017040e-06, 1.70198817374094e-03,
+          1.16817656904453e-01, 9.93151921023180e-01)
 
 
 def dispatch(builder, cases, emit):
@@ -119,7 +125,22 @@ class Vec:
             return self.clamp(v, lo_v, hi_v)
         if epi == EPI_HARDSWISH:
             return b.fmul(v, self.clamp(b.fadd(b.fmul(v, self.fconst(1.0 / 6.0)), self.fconst(0.5)), self.zero, self.fconst(1.0)))
+        if epi == EPI_SILU:
+            return b.fmul(v, self.sigmoid(v))
         return v
+
+    def sigmoid(self, v):
+        """fastmath.sigmoid32 in vectors: x = v clamped to [-18, 18], x P(x^2) / Q(x^2) + 1/2
+        clamped to [0, 1], the polynomials' multiply-adds fused (as logistic_rows32's contract)."""
+        b = self.b
+        x = self.clamp(v, self.fconst(-18.0), self.fconst(18.0))
+        x2 = b.fmul(x, x)
+        p, q = self.fconst(_SIG_P[0]), self.fconst(_SIG_Q[0])
+        for c in _SIG_P[1:]:
+            p = self.fma(p, x2, self.fconst(c))
+        for c in _SIG_Q[1:]:
+            q = self.fma(q, x2, self.fconst(c))
+        return self.clamp(b.fadd(b.fdiv(b.fmul(p, x), q), self.fconst(0.5)), self.zero, self.fconst(1.0))
 
     def window_max(self, taps, valid):
         """MaxPool's rule over a window's taps (in order, with the masks of the lanes where each is
