@@ -224,15 +224,28 @@ def slot_vectors(W, OW, s):
 
 
 @njit(cache=True, error_model="numpy")
-def _run(x, wt, b, out, strides, pads_begin, res, g0, g1, act, alpha, beta):
+def _run(x, wt, b, out, strides, pads_begin, res, g0, g1, act, alpha, beta, scratch, part):
+    """Groups g0 .. g1 with part `part` of scratch (scratch_floats each, zeroed)."""
     epi, lo, hi = vec_epilogue(act, alpha, beta)
     sv = slot_vectors(x.shape[4], out.shape[4], strides[1])
-    scratch = np.zeros(4 * sv * VW + 16, np.float32)
-    sp = (scratch.ctypes.data + 63) // 64 * 64
+    sp = (scratch.ctypes.data + 63) // 64 * 64 + 4 * part * scratch_floats(sv)
     _call(x.ctypes.data, x.shape[1], x.shape[3], x.shape[4], wt.ctypes.data, b.ctypes.data, out.ctypes.data,
           out.shape[3], out.shape[4], res.ctypes.data if res.size > 0 else 0, strides[1], pads_begin[1], pads_begin[2],
           sp, sv, g0, g1, epi, lo, hi)
     return x.size + wt.size + b.size + res.size + scratch.size     # alive through the call
+
+
+@njit(cache=True, error_model="numpy")
+def scratch_floats(sv):
+    """Floats of one thread's scratch: four slots of sv vectors (a multiple of 16: aligned)."""
+    return 4 * sv * VW
+
+
+@njit(cache=True, error_model="numpy")
+def _scratch(x, out, strides, parts):
+    """Zeroed scratch for `parts` threads, allocated once before any forks (an allocation in
+    each thread of the parallel loop cost more than the 480-channel 7x7 conv's work there)."""
+    return np.zeros(parts * scratch_floats(slot_vectors(x.shape[4], out.shape[4], strides[1])) + 16, np.float32)
 
 
 @njit(cache=True, error_model="numpy")
@@ -241,7 +254,8 @@ def conv(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, b
     strides 1 or 2, pads 0 or 1) for planes at most 16 wide and channels in multiples of 16
     (lower_nn._dw_small), act one of nn's ACT_NONE, RELU, CLIP, HARDSWISH."""
     x, wt, b, res = _setup(x, w, b, out, strides, pads_begin, res)
-    _run(x, wt, b, out, strides, pads_begin, res, 0, x.shape[0] * x.shape[1] // LANES, act, alpha, beta)
+    _run(x, wt, b, out, strides, pads_begin, res, 0, x.shape[0] * x.shape[1] // LANES, act, alpha, beta,
+         _scratch(x, out, strides, 1), 0)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -250,5 +264,6 @@ def conv_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alph
     x, wt, b, res = _setup(x, w, b, out, strides, pads_begin, res)
     T = x.shape[0] * x.shape[1] // LANES
     chunks = min(T, threads)
+    scratch = _scratch(x, out, strides, chunks)
     for k in prange(chunks):
-        _run(x, wt, b, out, strides, pads_begin, res, k * T // chunks, (k + 1) * T // chunks, act, alpha, beta)
+        _run(x, wt, b, out, strides, pads_begin, res, k * T // chunks, (k + 1) * T // chunks, act, alpha, beta, scratch, k)
