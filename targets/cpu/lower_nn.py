@@ -41,6 +41,8 @@ def _view5(em, v):
 ACT_CODES = {None: nn_kernels.ACT_NONE, "Relu": nn_kernels.ACT_RELU, "Clip": nn_kernels.ACT_CLIP,
              "Sigmoid": nn_kernels.ACT_SIGMOID, "HardSigmoid": nn_kernels.ACT_HARDSIGMOID,
              "HardSwish": nn_kernels.ACT_HARDSWISH, "Silu": nn_kernels.ACT_SILU, "LeakyRelu": nn_kernels.ACT_LEAKY}
+# the activations the LLVM-IR conv kernels apply in registers (nn.vec_epilogue's four)
+IN_REGISTER_ACTS = (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH)
 
 
 @lower("Conv")
@@ -144,8 +146,7 @@ def _conv_small(x, w, out, geo, group, act):
         return False
     if len(set(int(s) for s in geo["strides"])) != 1:
         return False
-    if act not in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH,
-                   nn_kernels.ACT_SILU):
+    if act not in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,):     # SiLU: conv_small's own (vecir.Vec.sigmoid)
         return False
     return int(np.prod(w.shape[1:])) >= SMALL_MIN_K and w.shape[1] >= SMALL_MIN_CHANNELS
 
@@ -167,13 +168,13 @@ def _window3x3_conv(x, w, geo, group):
 # 109 against 111.
 def _dw_small(x, w, out, geo, act):
     """Whether a depthwise conv window3x3 takes runs on kernels/dw_small.py instead: AVX-512,
-    one filter a channel, channels in multiples of 16, planes at most 32 wide at stride 1 (wider,
-X
-    its epilogue applies."""
+    one filter a channel, channels in multiples of 16, planes at most 32 wide at stride 1 or 64 at
+    stride 2 (wider, window3x3's rows fill its vectors: even at 112 wide stride 2), pads before of
+    0 or 1, an activation its epilogue applies."""
     widest = 32 if int(geo["strides"][-1]) == 1 else 64
     return (sgemm.W == 16 and w.shape[0] == x.shape[1] and x.shape[1] % 16 == 0 and x.shape[-1] <= widest
             and out.shape[-1] <= x.shape[-1] and all(0 <= int(p) <= 1 for p in geo["pads_begin"])
-            and act in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH))
+            and act in IN_REGISTER_ACTS)
 
 
 # Conv GEMMs (conv_gemm_par) and Winograd (conv_winograd_par) split from 512K multiply-adds
@@ -235,7 +236,7 @@ def _winograd32(node, geo, act):
         return False
     if tuple(w.shape[2:]) != (3, 3) or any(int(v) != 1 for v in (*geo["strides"], *geo["dilations"])):
         return False
-    if act not in (nn_kernels.ACT_NONE, nn_kernels.ACT_RELU, nn_kernels.ACT_CLIP, nn_kernels.ACT_HARDSWISH):
+    if act not in IN_REGISTER_ACTS:
         return False
     tiles = ((out.shape[2] + 1) // 2) * ((out.shape[3] + 1) // 2)
     return tiles >= WINO32_MIN_TILES and min(w.shape[0], w.shape[1]) >= WINO32_MIN_CHANNELS

@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 from .jit import njit
 from .nn import ACT_SILU, vec_epilogue
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch, transpose8x16
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch, store_tile
 
 PANEL = 32          # output channels a tile (two vectors); a last panel of 16 where M % 32 == 16
 MR_MAX = 8          # positions a tile at most
@@ -56,8 +56,6 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
         i64p = ir.IntType(64).as_pointer()
         x_base, w_base, b_base, o_base, r_base = (V.fptr(a) for a in (xp_i, wp_i, bp_i, op_i, rp_i))
         offs = builder.inttoptr(offs_i, i64p)
-        lo8, hi8, nz8 = H8.splat(lo), H8.splat(hi), H8.fconst(-0.0)
-        lo16, hi16 = V.splat(lo), V.splat(hi)
         accs = [[cgutils.alloca_once(builder, V.vec) for _ in range(2)] for _ in range(MR_MAX)]
         panels = builder.sdiv(builder.add(M, const(PANEL - 1)), const(PANEL))
         tiles = builder.sdiv(builder.add(OW, const(MR_MAX - 1)), const(MR_MAX))
@@ -92,19 +90,12 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             plane = builder.mul(OH, OW)
             for v in range(NV):
                 ch0 = builder.add(m0, const(v * VW))
-                bias = V.load(b_base, ch0)
-                if with_res:    # the residual comes in NCHW rows: the activation after the transpose
-                    rows = [builder.fadd(builder.load(accs[r][v]), bias) for r in range(MR)]
-                else:           # else before it, on whole vectors (half the instructions)
-                    rows = [V.epilogue(builder.load(accs[r][v]), bias, None, ep, lo16, hi16) for r in range(MR)]
-                rows += [V.zero] * (8 - MR)
-                for c, vec8 in enumerate(transpose8x16(builder, rows)):
-                    chan = builder.add(ch0, const(c))
-                    at = builder.add(builder.mul(builder.add(builder.mul(img, M), chan), plane),
-                                     builder.add(builder.mul(oh, OW), ow0))
-                    if with_res:
-                        vec8 = H8.epilogue(vec8, nz8, H8.load(r_base, at, mask), ep, lo8, hi8)
-                    H8.store(vec8, o_base, at, mask)
+                rows = [builder.load(accs[r][v]) for r in range(MR)] + [V.zero] * (8 - MR)
+
+                def at_of(c, ch0=ch0):
+                    return builder.add(builder.mul(builder.add(builder.mul(img, M), builder.add(ch0, const(c))), plane),
+                                       builder.add(builder.mul(oh, OW), ow0))
+                store_tile(V, H8, rows, V.load(b_base, ch0), at_of, mask, o_base, r_base, with_res, ep, lo, hi)
 
         def body(MR, NV, with_res, ep):
             """Every tile of one output row (the work item t: image, panel, row)."""

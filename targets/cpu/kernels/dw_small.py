@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 from .jit import njit
 from .nn import vec_epilogue
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, transpose8x16
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, store_tile
 
 LANES = 16              # channels a group
 MAX_W = 128             # input columns at most
@@ -42,7 +42,6 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, 
         H8 = Vec(builder, 8, C.type)
         const, c0, one = V.const, V.const(0), V.const(1)
         x_base, wt_base, b_base, o_base, r_base, s_base = (V.fptr(a) for a in (xp_i, wt_i, bp_i, op_i, rp_i, sp_i))
-        lo8, hi8, nz8 = H8.splat(lo), H8.splat(hi), H8.fconst(-0.0)
         groups_c = builder.sdiv(C, const(LANES))
         plane_in, plane_out = builder.mul(H, W), builder.mul(OH, OW)
         slot_floats = builder.mul(sv, const(VW))
@@ -118,12 +117,12 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, 
                             accs.append(acc)
                         left = builder.sub(OW, ow0)
                         for half in range(NW // 8):
-                            m = H8.below(builder.sub(left, const(8 * half)))
-                            for c, vec8 in enumerate(transpose8x16(builder, accs[8 * half:8 * half + 8])):
-                                at = builder.add(builder.mul(builder.add(builder.mul(img, C), builder.add(c_first, const(c))), plane_out),
-                                                 builder.add(builder.mul(r, OW), builder.add(ow0, const(8 * half))))
-                                res = H8.load(r_base, at, m) if with_res else None
-                                H8.store(H8.epilogue(vec8, nz8, res, ep, lo8, hi8), o_base, at, m)
+                            def at_of(c, half=half):
+                                return builder.add(builder.mul(builder.add(builder.mul(img, C), builder.add(c_first, const(c))), plane_out),
+                                                   builder.add(builder.mul(r, OW), builder.add(ow0, const(8 * half))))
+                            # the accumulators began at the bias: none to add here
+                            store_tile(V, H8, accs[8 * half:8 * half + 8], V.fconst(-0.0), at_of,
+                                       H8.below(builder.sub(left, const(8 * half))), o_base, r_base, with_res, ep, lo, hi)
             return run
 
         has_res = builder.icmp_signed("!=", rp_i, c0)

@@ -198,3 +198,21 @@ def transpose8x16(builder, rows):
                 v = shuf(a, b, [x for c in (2 * pair, 2 * pair + 1) for x in (*range(4 * c, 4 * c + 4), *range(16 + 4 * c, 20 + 4 * c))])
                 out += [shuf(v, v, list(range(8))), shuf(v, v, list(range(8, 16)))]
     return out
+
+
+def store_tile(V, H8, rows, bias, at_of, mask, o_base, r_base, with_res, epi, lo, hi):
+    """A tile of 8 positions by 16 channels (rows: one 16-lane vector of V a position, padded to
+    8) stored as NCHW rows of 8 positions a channel (H8's vectors; channel c at at_of(c), under
+    mask) with epilogue(rows + bias [+ res]) (lo, hi: float scalars). Without a residual the
+    epilogue runs before the transpose, on whole vectors (half the instructions); the residual
+    comes in NCHW rows, so with one it runs after. conv_small.py and dw_small.py end so."""
+    b = V.b
+    if with_res:
+        rows = [b.fadd(r, bias) for r in rows]
+    else:
+        rows = [V.epilogue(r, bias, None, epi, V.splat(lo), V.splat(hi)) for r in rows]
+    for c, vec8 in enumerate(transpose8x16(b, rows)):
+        at = at_of(c)
+        if with_res:
+            vec8 = H8.epilogue(vec8, H8.fconst(-0.0), H8.load(r_base, at, mask), epi, H8.splat(lo), H8.splat(hi))
+        H8.store(vec8, o_base, at, mask)
