@@ -24,6 +24,7 @@ CASES = {
     "1x1_stride2": (1, 64, 28, 28, 32, 1, 2, (0, 0, 0, 0), "relu"),
     "pointwise_silu": (1, 64, 14, 14, 64, 1, 1, (0, 0, 0, 0), "silu"),
     "3x3_silu_16wide": (1, 16, 8, 16, 32, 3, 1, (1, 1, 1, 1), "silu"),
+    "stem_7x7_stride2": (1, 3, 30, 30, 32, 7, 2, (3, 3, 3, 3), "relu"),          # 3 input channels, 147 steps
 }
 
 

@@ -130,10 +130,11 @@ def _conv(node, em):
 # 51 -> 35, 288 -> 48 at 14x14 62 -> 49; 3x3 256 -> 256 at 7x7 705 -> 505, 3x3 stride 2
 # 128 -> 256 from 14x14 378 -> 265; 1x1 stride 2 64 -> 64 from 28x28 33 -> 17; even on 56x56
 # (96 -> 16: 90 both). Below 32 multiply-adds an output (16 -> 96 pointwise: 113 -> 129; 8 -> 48
-# 134 -> 184) the tile's transpose costs more than its arithmetic; under 16 input channels
-# (stems) the padded copy of a large image is not worth it. Winograd keeps the 3x3 stride-1
+# 134 -> 184) the tile's transpose costs more than its arithmetic. Stems with enough of them
+# gain despite the padded copy of a large image: resnet18_half's 7x7 stride-2 3 -> 32 at
+# 224x224 1241 -> 1174 alone, 1519 -> 1181 in the model. Winograd keeps the 3x3 stride-1
 # convs it takes (faster from 14x14 up: 128 channels at 14x14 390 against 517).
-SMALL_MIN_K, SMALL_MIN_CHANNELS = 32, 16
+SMALL_MIN_K = 32
 
 
 def _conv_small(x, w, out, geo, group, act):
@@ -148,7 +149,7 @@ def _conv_small(x, w, out, geo, group, act):
         return False
     if act not in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,):     # SiLU: conv_small's own (vecir.Vec.sigmoid)
         return False
-    return int(np.prod(w.shape[1:])) >= SMALL_MIN_K and w.shape[1] >= SMALL_MIN_CHANNELS
+    return int(np.prod(w.shape[1:])) >= SMALL_MIN_K
 
 
 def _window3x3_conv(x, w, geo, group):
