@@ -41,6 +41,17 @@ def conv_epilogue_model(conv, ins, inits, out_shape, epi):
     return model(nodes, ins, [("z", F, list(out_shape))], inits, opset=17), ins
 
 
+def dense_conv_model(n, c, h, w, m, k, s, pads, epi, rng):
+    """conv_epilogue_model of a k x k group-1 Conv with bias of input (n, c, h, w), m filters,
+    stride s and pads (top, left, bottom, right), seeded weights from rng."""
+    oh = (h + pads[0] + pads[2] - k) // s + 1
+    ow = (w + pads[1] + pads[3] - k) // s + 1
+    inits = {"w": (rng.standard_normal((m, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32),
+             "b": rng.standard_normal(m).astype(np.float32)}
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[s, s], pads=list(pads))
+    return conv_epilogue_model(conv, [("x", F, [n, c, h, w])], inits, (n, m, oh, ow), epi)
+
+
 def reference(m, feeds):
     from onnx.reference import ReferenceEvaluator
     return ReferenceEvaluator(m).run(None, feeds)

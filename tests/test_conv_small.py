@@ -9,7 +9,7 @@ from onnx import helper
 from compiler import compile
 from targets.cpu.kernels import sgemm
 
-from .helpers import F, conv_epilogue_model, reference
+from .helpers import dense_conv_model, reference
 
 pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="conv_small is written for AVX-512's 16-float vectors")
 RNG = np.random.default_rng(11)
@@ -28,13 +28,8 @@ CASES = {
 }
 
 
-def _model(n, c, h, w, m, k, s, pads, epi):
-    oh = (h + pads[0] + pads[2] - k) // s + 1
-    ow = (w + pads[1] + pads[3] - k) // s + 1
-    inits = {"w": (RNG.standard_normal((m, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32),
-             "b": RNG.standard_normal(m).astype(np.float32)}
-    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[s, s], pads=list(pads))
-    return conv_epilogue_model(conv, [("x", F, [n, c, h, w])], inits, (n, m, oh, ow), epi)
+def _model(*case):
+    return dense_conv_model(*case, RNG)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -48,11 +43,12 @@ def test_conv_small_matches_reference(name, threads, tmp_path):
     assert "L_conv_small.conv" in src, src
 
 
-def test_few_channels_keep_the_gemm(tmp_path):
-    """Under 16 input channels (stems) or with output channels no multiple of 16, the NCHW GEMM."""
+def test_few_multiply_adds_or_ragged_channels_elsewhere(tmp_path):
+    """Under 32 multiply-adds an output (a 3x3 stem: conv_lanes), or with output channels no
+    multiple of 16 (the NCHW GEMM), not conv_small."""
     a, b = _model(1, 3, 20, 20, 32, 3, 2, (1, 1, 1, 1), "relu"), _model(1, 32, 9, 9, 24, 1, 1, (0, 0, 0, 0), "none")
-    for (m, ins), d in ((a, tmp_path / "a"), (b, tmp_path / "b")):
+    for (m, ins), d, path in ((a, tmp_path / "a", "L_conv_lanes.conv("), (b, tmp_path / "b", "conv_gemm32(")):
         feeds = {k: RNG.standard_normal(shape).astype(np.float32) for k, _, shape in ins}
         np.testing.assert_allclose(compile(m, cache_dir=str(d)).run(feeds)["z"], reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
         src = "".join(open(p).read() for p in d.glob("**/onnxjit_g_*.py"))
-        assert "conv_small" not in src and "conv_gemm32(" in src, src
+        assert "conv_small" not in src and path in src, src

@@ -2,6 +2,8 @@
 hand-written kernels of targets/cpu/kernels/nn.py (rank-5 views, 3-tuples)."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from compiler.ops import nn as nn_ops
@@ -87,15 +89,19 @@ def _conv(node, em):
         em.emit(f"{L}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
                 f"{res5}, {act}, {alpha}, {beta}{tail})")
         return
-    if chosen_here and _conv_small(x, w, out, geo, group, act):
-        from .kernels import conv_small    # compiles its kernel on first use only
-        wp = em.const(conv_small.pack(np.asarray(w.const, np.float32).reshape(_as5(w.shape))))
+    tiles = chosen_here and ("conv_small" if _conv_small(x, w, out, geo, group, act)
+                             else "conv_lanes" if _conv_lanes(x, w, out, geo, group, act) else None)
+    if tiles:
+        # kernels/conv_small.py or conv_lanes.py: the same interface; imported (its callback
+        # compiled) only where a model has such a conv
+        kernel = importlib.import_module(f".kernels.{tiles}", __package__)
+        wp = em.const(kernel.pack(np.asarray(w.const, np.float32).reshape(_as5(w.shape))))
         m, k = w.shape[0], int(np.prod(w.shape[1:]))
         n = int(np.prod(out.shape[2:])) * out.shape[0]
-        parts = min(gemm_parts(em, m, k, n, CONV_PARALLEL_MACS, 1), int(conv_small.items(_as5(out.shape))))
+        parts = min(gemm_parts(em, m, k, n, CONV_PARALLEL_MACS, 1), int(kernel.items(_as5(out.shape))))
         args = (f"{_view5(em, x)}, {wp}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
                 f"{source.ints(tuple(int(d) for d in w.shape[2:]))}, {res5}, {act}, {alpha}, {beta}")
-        L4 = em.lib("conv_small")
+        L4 = em.lib(tiles)
         em.emit(f"{L4}.conv_par({args}, {parts})" if parts > 1 else f"{L4}.conv({args})")
         return
     args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
@@ -150,6 +156,28 @@ def _conv_small(x, w, out, geo, group, act):
     if act not in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,):     # SiLU: conv_small's own (vecir.Vec.sigmoid)
         return False
     return int(np.prod(w.shape[1:])) >= SMALL_MIN_K
+
+
+# kernels/conv_lanes.py (16 positions of a row in the lanes by 16 channels) against the GEMM
+# (nn.conv_gemm32), us at 1 / 2 threads in a one-conv model: 3 -> 16 3x3 stride 2 at 224x224
+# 158 / 111 -> 130 / 73, at 112x112 46 / 41 -> 44 / 28. Pointwise convs stay on the GEMM, which
+# reads their rows in place (16 -> 96 at 56x56: 116 against 143).
+LANES_MAX_K = SMALL_MIN_K
+
+
+def _conv_lanes(x, w, out, geo, group, act):
+    """Whether a float32 conv with constant filters too few multiply-adds an output for
+    conv_small (stems) runs as kernels/conv_lanes.py's: AVX-512, 2-D and not pointwise, group
+    1, dilation 1, output channels a multiple of 16, equal strides of 1 or 2, an activation its
+    epilogue applies."""
+    if x.dtype != np.float32 or len(x.shape) != 4 or group != 1 or sgemm.W != 16 or w.shape[0] % 16:
+        return False
+    if all(int(d) == 1 for d in w.shape[2:]):
+        return False
+    if any(int(d) != 1 for d in geo["dilations"]) or len(set(int(s) for s in geo["strides"])) != 1:
+        return False
+    return (int(geo["strides"][0]) in (1, 2) and act in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,)
+            and int(np.prod(w.shape[1:])) < LANES_MAX_K)
 
 
 def _window3x3_conv(x, w, geo, group):

@@ -22,7 +22,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .jit import njit
-from .nn import ACT_SILU, vec_epilogue
+from .nn import pack_panels, vec_epilogue_silu
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch, store_tile
 
@@ -34,9 +34,7 @@ def pack(w: np.ndarray) -> np.ndarray:
     """Filters (M, C, 1, kh, kw) in the kernel's layout, flat float32 (compile time): panels of
     32 output channels (the last of 16 where M % 32 == 16), each K = C*kh*kw rows of its
     channels, reduction index k = (c, i, j) as the filter's own order."""
-    m = w.shape[0]
-    w2 = np.asarray(w, np.float32).reshape(m, -1)
-    return np.concatenate([np.ascontiguousarray(w2[m0:m0 + PANEL].T).reshape(-1) for m0 in range(0, m, PANEL)])
+    return pack_panels(w, PANEL)
 
 
 @intrinsic
@@ -175,10 +173,7 @@ def _setup(x, wp, b, out, strides, pads_begin, kernel, res):
 
 @njit(cache=True, error_model="numpy")
 def _run(xq, xs, rs, offs, wp, b, out, s, res, t0, t1, act, alpha, beta):
-    if act == ACT_SILU:     # in registers here (vecir.Vec.sigmoid), not in vec_epilogue's four
-        epi, lo, hi = EPI_SILU, np.float32(-np.inf), np.float32(np.inf)
-    else:
-        epi, lo, hi = vec_epilogue(act, alpha, beta)
+    epi, lo, hi = vec_epilogue_silu(act, alpha, beta)
     _call(xq.ctypes.data, xs, rs, s, offs.ctypes.data, offs.size, wp.ctypes.data, out.shape[1], b.ctypes.data,
           out.ctypes.data, out.shape[3], out.shape[4], res.ctypes.data if res.size > 0 else 0, t0, t1, epi, lo, hi)
     return xq.size + offs.size + wp.size + b.size + res.size     # alive through the call

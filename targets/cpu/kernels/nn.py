@@ -26,7 +26,7 @@ from .fastmath import logistic_rows32, sum64
 from .jit import njit
 from .linalg import gemv_t
 from .sgemm import NR, clamp, voidptr
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE, EPI_SILU
 
 __all__ = [
     "conv",
@@ -975,6 +975,15 @@ def dw_range32(x, w, out, strides, pads_begin, group, t0, t1, b, res, act, alpha
         raise RuntimeError("dw_range32: dw_range raised inside its C callback")
 
 
+def pack_panels(w: np.ndarray, width: int) -> np.ndarray:
+    """Filters (M, ...) as panels of `width` output channels (a last, narrower one where M is
+    not a multiple), each the K = C*kh*kw rows of its channels' weights in the filter's own (c,
+    i, j) order, flat float32: the layout conv_small.py and conv_lanes.py read (compile time)."""
+    m = w.shape[0]
+    w2 = np.asarray(w, np.float32).reshape(m, -1)
+    return np.concatenate([np.ascontiguousarray(w2[m0:m0 + width].T).reshape(-1) for m0 in range(0, m, width)])
+
+
 @njit(cache=True, error_model="numpy")
 def vec_epilogue(act, alpha, beta):
     """(vecir EPI_* code, lo, hi) of an LLVM-IR kernel's in-register epilogue for an ACT_* code
@@ -990,6 +999,15 @@ def vec_epilogue(act, alpha, beta):
     if act != ACT_NONE:
         raise ValueError("an activation the kernel's epilogue does not apply")
     return EPI_NONE, np.float32(-np.inf), np.float32(np.inf)
+
+
+@njit(cache=True, error_model="numpy")
+def vec_epilogue_silu(act, alpha, beta):
+    """vec_epilogue, and SiLU as EPI_SILU (vecir.Vec.sigmoid): for the kernels whose tiles are
+    whole vectors of channels or positions when they apply it (conv_small.py, conv_lanes.py)."""
+    if act == ACT_SILU:
+        return EPI_SILU, np.float32(-np.inf), np.float32(np.inf)
+    return vec_epilogue(act, alpha, beta)
 
 
 @njit(cache=True, error_model="numpy")

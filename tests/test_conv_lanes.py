@@ -1,0 +1,37 @@
+"""Convs on kernels/conv_lanes.py (16 positions of an output row in the lanes by 16 output
+channels: stems, too few multiply-adds an output for conv_small): compiled models against
+onnx.reference at one and two threads, with the fused epilogues it applies (bias, residual
+Add, Relu, Clip, HardSwish, SiLU), stride 1 and 2, pads on any side, tiles cut by the image's
+border or its width, several panels of channels and images."""
+import numpy as np
+import pytest
+
+from compiler import compile
+from targets.cpu.kernels import sgemm
+
+from .helpers import dense_conv_model, reference
+
+pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="conv_lanes is written for AVX-512's 16-float vectors")
+RNG = np.random.default_rng(12)
+
+# (N, C, H, W, M, kernel, stride, pads (top, left, bottom, right), epilogue)
+CASES = {
+    "stem_3x3_stride2_relu": (1, 3, 40, 40, 16, 3, 2, (1, 1, 1, 1), "clip"),       # 20 wide: a full tile, a cut one
+    "stem_3x3_stride2_odd": (2, 3, 97, 95, 32, 3, 2, (0, 1, 2, 0), "hardswish"),   # two panels, two images, split
+    "3x3_stride1_res": (1, 2, 18, 35, 16, 3, 1, (1, 1, 1, 1), "res_relu"),
+    "5x5_stride2_silu": (1, 1, 30, 70, 16, 5, 2, (2, 2, 2, 2), "silu"),           # interior tiles between border ones
+    "3x3_no_pad_3_panels": (1, 3, 12, 16, 48, 3, 1, (0, 0, 0, 0), "none"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv_lanes_matches_reference(name, threads, tmp_path):
+    m, ins = dense_conv_model(*CASES[name], RNG)
+    feeds = {k: RNG.standard_normal(shape).astype(np.float32) for k, _, shape in ins}
+    got = compile(m, cache_dir=str(tmp_path), threads=threads).run(feeds)["z"]
+    np.testing.assert_allclose(got, reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
+    src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
+    assert "L_conv_lanes.conv" in src, src
+    if threads == 2 and name == "stem_3x3_stride2_odd":
+        assert "L_conv_lanes.conv_par(" in src, src
