@@ -85,11 +85,15 @@ def _plane(typingctx, xp, H, W, wp, op, OH, OW, s, ph, pw, rp, bias, lo, hi, epi
                     if epi == EPI_MAX:
                         acc = V.window_max([t for tv, _ in window for t in tv], [m for _, tm in window for m in tm])
                     else:
-                        acc = None
+                        # a kernel row a chain of three, then their sum: chains of 3 multiply-adds
+                        # in flight instead of one of 9 (16 channels at 112x112 stride 1 60 -> 52 us)
+                        parts = []
                         for kh, (tv, _) in enumerate(window):
-                            for kw in range(3):
-                                t = taps[3 * kh + kw]
-                                acc = builder.fmul(t, tv[kw]) if acc is None else V.fma(t, tv[kw], acc)
+                            part = builder.fmul(taps[3 * kh], tv[0])
+                            for kw in (1, 2):
+                                part = V.fma(taps[3 * kh + kw], tv[kw], part)
+                            parts.append(part)
+                        acc = builder.fadd(builder.fadd(parts[0], parts[1]), parts[2])
                     o_ptr, r_ptr = outs[r]
                     if masked:
                         mask = m_out if r == 0 else builder.and_(m_out, V.splat(second))
