@@ -41,7 +41,7 @@ def test_max_pool_matches_reference(name, threads, tmp_path):
     fn = compile(m, cache_dir=str(tmp_path), threads=threads)
     np.testing.assert_array_equal(fn(x), reference(m, {"x": x})[0])
     src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
-    assert "L_window3x3.max_pool" in src, src
+    assert "L_maxpool3x3.max_pool" in src, src
     x[RNG.random(x.shape) < 0.05] = np.nan
     y = fn(x)
     want = np.empty((n, c, 1) + y.shape[2:], np.float32)
@@ -61,7 +61,7 @@ def test_indices_and_other_kernels_keep_nn_max_pool(tmp_path):
     for g, r in zip(got, want):
         np.testing.assert_array_equal(g, r)
     src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
-    assert "L_window3x3" not in src and src.count("L_nn.max_pool(") == 2, src
+    assert "L_maxpool3x3" not in src and src.count("L_nn.max_pool(") == 2, src
 
 
 def test_cuda_lowering_keeps_its_max_pool():
@@ -73,4 +73,4 @@ def test_cuda_lowering_keeps_its_max_pool():
     m = _pool_model(1, 4, 12, 12, 2, (1, 1, 1, 1), 0)
     meta = {"x": (np.dtype(np.float32), (1, 4, 12, 12), None)}
     src = {t.NAME: t.build(lower_to_ir(m, meta), {})["source"] for t in (cpu_target, cuda_target)}
-    assert "L_window3x3.max_pool(" in src["cpu"] and "L_nn.max_pool(" in src["cuda"], src
+    assert "L_maxpool3x3.max_pool(" in src["cpu"] and "L_nn.max_pool(" in src["cuda"], src

@@ -299,8 +299,8 @@ def _pool(node, em):
     o5 = f"{res}.reshape({source.ints(_as5(out.shape))})"
     common = f"{_p3(geo['kernel'], 1)}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}"
     dil = _p3(geo["dilations"], 1)
-    if node.op == "MaxPool" and len(node.outputs) == 1 and em.KERNEL_DIR == CPU_KERNEL_DIR and _window3x3_pool(x, geo):
-        L3 = em.lib("window3x3")
+    if node.op == "MaxPool" and len(node.outputs) == 1 and em.KERNEL_DIR == CPU_KERNEL_DIR and _maxpool3x3(x, geo):
+        L3 = em.lib("maxpool3x3")
         x5, args = _view5(em, x), f"{_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}"
         n, c = _as5(x.shape)[:2]
         if em.threads > 1 and n * c >= 2 * em.threads and 9 * int(np.prod(out.shape)) >= nn_kernels.PAR_MIN_FLOPS:
@@ -321,8 +321,8 @@ def _pool(node, em):
         em.emit(f"{L}.lp_pool({_view5(em, x)}, {o5}, {common}, {dil}, {source.num(float(attr(node, 'p', 2)))})")
 
 
-def _window3x3_pool(x, geo):
-    """A float32 MaxPool kernels/window3x3.py runs: 2-D 3x3, strides (1, 1) or (2, 2), dilation 1."""
+def _maxpool3x3(x, geo):
+    """A float32 MaxPool kernels/maxpool3x3.py runs: 2-D 3x3, strides (1, 1) or (2, 2), dilation 1."""
     strides = _t3(geo["strides"], 1)
     return (x.dtype == np.float32 and len(x.shape) == 4 and _t3(geo["kernel"], 1)[1:] == (3, 3)
             and _t3(geo["dilations"], 1)[1:] == (1, 1) and strides[1] == strides[2] and strides[1] in (1, 2))
