@@ -52,3 +52,20 @@ def test_few_multiply_adds_or_ragged_channels_elsewhere(tmp_path):
         np.testing.assert_allclose(compile(m, cache_dir=str(d)).run(feeds)["z"], reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
         src = "".join(open(p).read() for p in d.glob("**/onnxjit_g_*.py"))
         assert "conv_small" not in src and path in src, src
+
+
+@pytest.mark.parametrize("rows_first", [0, 1])
+def test_conv_par_splits_by_rows_or_panels(rows_first):
+    """conv_par's two splits (output rows first, or channel panels first) over 3 ranges cover every
+    output once: equal to the one-thread conv, whose order is the panels'."""
+    from targets.cpu.kernels import conv_small
+    x = RNG.standard_normal((2, 24, 1, 9, 11)).astype(np.float32)
+    w = RNG.standard_normal((48, 24, 1, 3, 3)).astype(np.float32)
+    b = RNG.standard_normal(48).astype(np.float32)
+    wp = conv_small.pack(w)
+    res = RNG.standard_normal((2, 48, 1, 9, 11)).astype(np.float32)
+    geo = ((1, 1, 1), (0, 1, 1), (3, 3), res, 1, 0.0, 0.0)
+    want, got = np.empty_like(res), np.full_like(res, np.nan)
+    conv_small.conv(x, wp, b, want, *geo)
+    conv_small.conv_par(x, wp, b, got, *geo, 3, rows_first)
+    np.testing.assert_array_equal(got, want)
