@@ -115,6 +115,20 @@ def test_onnx_options(name):
         check(m, feeds)
 
 
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_lstm_projection_in_parallel(direction, tmp_path):
+    """At 2 threads a default LSTM's input projection (32 x 64 x 512 multiply-adds a direction)
+    runs before the recurrence in column bands (rnn.lstm_projections_par): same outputs."""
+    m, feeds = recurrent_case("LSTM", seq=16, batch=2, inp=64, hs=128, direction=direction, initial=True,
+                              seq_lens=[16, 11])
+    want = run_ort(m, feeds)
+    got = compile(m, threads=2, cache_dir=str(tmp_path)).run(feeds)
+    for o, w in zip(m.graph.output, want):
+        np.testing.assert_allclose(got[o.name], w, rtol=RTOL, atol=ATOL, err_msg=o.name)
+    src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
+    assert "L_rnn.lstm_projections_par(" in src, src
+
+
 @pytest.mark.parametrize("hs", [6, 80])
 def test_lstm_weights_as_inputs(hs):
     """W and R fed at run time: the default cell packs R itself and projects with the plain GEMM."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from .gemv_acc import accumulate as gemv_accumulate, pack as gemv_pack, padded as gemv_padded
 from .blas import gemm
-from .linalg import gemm_packed
+from .linalg import gemm_packed, gemm_packed_col_bands
 from .fastmath import sigmoid32, tanh32
 from .jit import njit
 
@@ -242,20 +242,24 @@ def _plain_cell32(g, bsum, c, h, hs):
 
 
 @njit(cache=True, error_model="numpy")
-def _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp):
+def _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp, xwp):
     """Direction d of a default float32 LSTM: the inputs' projection into rows padded to whole
-    vectors (wp: W[d]^T packed at compile time, sgemm.pack_panels; empty: W is no constant),
-    then each step adds h @ R^T into its row in gemv_acc's kernel (rp: R[d]^T packed, or
-    packed here) and runs the cell over it."""
+    vectors (wp: W[d]^T packed at compile time, sgemm.pack_panels; empty: W is no constant;
+    xwp: every direction's, made before by lstm_projections_par, or empty), then each step adds
+    h @ R^T into its row in gemv_acc's kernel (rp: R[d]^T packed, or packed here) and runs the
+    cell over it."""
     seq, batch = _dims(x, layout)
     hs = r.shape[2]
     n = 4 * hs
     x2 = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], x.shape[2])
-    xw = np.zeros((x2.shape[0], gemv_padded(n)), np.float32)
-    if wp.shape[0] > 0:
-        gemm_packed(x2, wp[d], xw)
+    if xwp.shape[0] > 0:
+        xw = xwp[d]
     else:
-        gemm(x2, w[d].T, xw[:, :n])
+        xw = np.zeros((x2.shape[0], gemv_padded(n)), np.float32)
+        if wp.shape[0] > 0:
+            gemm_packed(x2, wp[d], xw)
+        else:
+            gemm(x2, w[d].T, xw[:, :n])
     rpd = rp[d] if rp.shape[0] > 0 else gemv_pack(r[d].T)
     for s in range(seq):
         for b in range(batch):
@@ -269,11 +273,25 @@ def _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp):
 
 
 @njit(cache=True, error_model="numpy")
+def lstm_projections_par(x, wp, hs, parts):
+    """Every direction's input projection of a default float32 LSTM with W constant (wp: W^T
+    packed per direction), in `parts` column bands on as many threads: _plain_lstm32's rows
+    (lstm's xwp). The recurrence after it stays on one thread (a barrier a step would be the
+    only way to share it); this is the part that splits without one."""
+    x2 = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], x.shape[2])
+    xw = np.zeros((wp.shape[0], x2.shape[0], gemv_padded(4 * hs)), np.float32)
+    for d in range(wp.shape[0]):
+        gemm_packed_col_bands(x2, wp[d], xw[d], parts)
+    return xw
+
+
+@njit(cache=True, error_model="numpy")
 def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes, alphas, betas,
-         clip, input_forget, wp, rp):
+         clip, input_forget, wp, rp, xwp):
     """Gates i, o, f, c with peepholes p (i, o, f): Ct = f Ct-1 + i g(c~), Ht = o h(Ct);
     input_forget couples the forget gate to 1 - i. wp, rp: W^T and R^T per direction packed
-    for the default float32 cell (_plain_lstm32) where they are constants, else zero-size."""
+    for the default float32 cell (_plain_lstm32) where they are constants, else zero-size;
+    xwp: that cell's input projections where the lowering made them in parallel, else zero-size."""
     seq, batch = _dims(x, layout)
     hs = r.shape[2]
     y[...] = 0
@@ -285,7 +303,7 @@ def lstm(x, w, r, bias, seq_lens, h0, c0, p, y, yh, yc, layout, direction, codes
         h = _load_state(h0, d, batch, layout)
         c = _load_state(c0, d, batch, layout)
         if plain:
-            _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp)
+            _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp, xwp)
             _store_state(yh, h, seq_lens, d, layout)
             _store_state(yc, c, seq_lens, d, layout)
             continue
