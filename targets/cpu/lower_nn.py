@@ -12,6 +12,7 @@ from compiler.ops.common import attr
 from . import source
 from .kernels import nn as nn_kernels
 from .kernels import sgemm
+from .kernels.blas import OWN_MIN_M
 from .emitter import KERNEL_DIR as CPU_KERNEL_DIR
 from .lower import gemm_parts, lower
 
@@ -105,6 +106,14 @@ def _conv(node, em):
         split = f", {kernel.rows_first(w.shape)}" if tiles == "conv_small" else ""
         em.emit(f"{L4}.conv_par({args}, {parts}{split})" if parts > 1 else f"{L4}.conv({args})")
         return
+    if chosen_here and _pointwise(x, w, out, geo, group):
+        L6 = em.lib("pointwise")
+        m, k = w.shape[0], w.shape[1]
+        parts = min(gemm_parts(em, m, k, int(np.prod(out.shape[2:])) * out.shape[0], CONV_PARALLEL_MACS, 1),
+                    out.shape[2])
+        args = f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {res5}, {act}, {alpha}, {beta}"
+        em.emit(f"{L6}.conv_par({args}, {parts})" if parts > 1 else f"{L6}.conv({args})")
+        return
     args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
             f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
     if not chosen_here:
@@ -184,6 +193,16 @@ def _conv_lanes(x, w, out, geo, group, act):
         return False
     return (int(geo["strides"][0]) in (1, 2) and act in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,)
             and int(np.prod(w.shape[1:])) < LANES_MAX_K)
+
+
+def _pointwise(x, w, out, geo, group):
+    """Whether a float32 conv with constant filters left to the conv GEMM runs on
+    kernels/pointwise.py: 2-D, 1x1, stride 1, no pads, group 1, the GEMM's own kernel's rows
+    (blas.OWN_MIN_M filters or more); its module compiles in seconds where nn.conv_gemm32's
+    callback of all the GEMM's paths took ~17."""
+    return (x.dtype == np.float32 and len(x.shape) == 4 and group == 1 and w.shape[0] >= OWN_MIN_M
+            and nn_kernels.is_pointwise(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
+                                        _t3(geo["pads_begin"], 0)))
 
 
 def _window3x3_conv(x, w, geo, group):
