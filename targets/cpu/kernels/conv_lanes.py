@@ -4,7 +4,8 @@ stride 2) as tiles of 16 positions of one output row (the vector lanes) by 16 ou
 Why: a stem has 27 multiply-adds an output. conv_small's tiles (channels in the lanes) spend
 more on their transpose than on that arithmetic, and the GEMM (nn.conv_gemm32) gathers a
 stride-2 im2col and splits its 16 channels in two bands: mobilenetv2_half's 3 -> 16 stem at
-224x224 ran 158 us at one thread and 123 at two, where onnxruntime takes ~120 and ~65. Here
+224x224 ran 158 us at one thread and 123 at two (onnxruntime's per-node profile at one thread:
+122-146, with its few us of profiling a node). Here
 each reduction step loads 16 input positions once (a stride-2 row: two loads and one
 shuffle of the even lanes) and multiplies them into 16 accumulators, one an output channel,
 by filters broadcast from a packed panel; the padding is masked loads at the image's border
