@@ -175,8 +175,8 @@ def _conv_small(x, w, out, geo, group, act):
 
 # kernels/conv_lanes.py (16 positions of a row in the lanes by 16 channels) against the GEMM
 # (nn.conv_gemm32), us at 1 / 2 threads in a one-conv model: 3 -> 16 3x3 stride 2 at 224x224
-# 158 / 111 -> 130 / 73, at 112x112 46 / 41 -> 44 / 28. Pointwise convs stay on the GEMM, which
-# reads their rows in place (16 -> 96 at 56x56: 116 against 143).
+# 158 / 111 -> 130 / 73, at 112x112 46 / 41 -> 44 / 28. Pointwise convs stay on the implicit GEMM
+# (kernels/pointwise.py), which reads their rows in place (16 -> 96 at 56x56: 116 against 143).
 LANES_MAX_K = SMALL_MIN_K
 
 
