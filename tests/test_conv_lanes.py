@@ -21,6 +21,8 @@ CASES = {
     "3x3_stride1_res": (1, 2, 18, 35, 16, 3, 1, (1, 1, 1, 1), "res_relu"),
     "5x5_stride2_silu": (1, 1, 30, 70, 16, 5, 2, (2, 2, 2, 2), "silu"),           # interior tiles between border ones
     "3x3_no_pad_3_panels": (1, 3, 12, 16, 48, 3, 1, (0, 0, 0, 0), "none"),
+    "stem_8_channels": (2, 1, 28, 28, 8, 3, 1, (1, 1, 1, 1), "relu"),              # panels of 8
+    "stem_8_channels_stride2": (2, 3, 64, 66, 8, 3, 2, (1, 1, 1, 1), "hardswish"),
 }
 
 

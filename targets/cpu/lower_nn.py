@@ -175,17 +175,19 @@ def _conv_small(x, w, out, geo, group, act):
 
 # kernels/conv_lanes.py (16 positions of a row in the lanes by 16 channels) against the GEMM
 # (nn.conv_gemm32), us at 1 / 2 threads in a one-conv model: 3 -> 16 3x3 stride 2 at 224x224
-# 158 / 111 -> 130 / 73, at 112x112 46 / 41 -> 44 / 28. Pointwise convs stay on the implicit GEMM
-# (kernels/pointwise.py), which reads their rows in place (16 -> 96 at 56x56: 116 against 143).
+# 158 / 111 -> 130 / 73, at 112x112 46 / 41 -> 44 / 28; 3 -> 8 at 224x224 in panels of 8 98 / 93
+# -> 83 / 61 (3 -> 24, three such panels: 62 -> 75 at 1 thread, so only 8). Pointwise convs stay
+# on the implicit GEMM (kernels/pointwise.py), which reads their rows in place (16 -> 96 at 56x56:
+# 116 against 143).
 LANES_MAX_K = SMALL_MIN_K
 
 
 def _conv_lanes(x, w, out, geo, group, act):
     """Whether a float32 conv with constant filters too few multiply-adds an output for
     conv_small (stems) runs as kernels/conv_lanes.py's: AVX-512, 2-D and not pointwise, group
-    1, dilation 1, output channels a multiple of 16, equal strides of 1 or 2, an activation its
-    epilogue applies."""
-    if x.dtype != np.float32 or len(x.shape) != 4 or group != 1 or sgemm.W != 16 or w.shape[0] % 16:
+    1, dilation 1, output channels a multiple of 16 or 8 of them, equal strides of 1 or 2, an
+    activation its epilogue applies."""
+    if x.dtype != np.float32 or len(x.shape) != 4 or group != 1 or sgemm.W != 16 or (w.shape[0] % 16 and w.shape[0] != 8):
         return False
     if all(int(d) == 1 for d in w.shape[2:]):
         return False

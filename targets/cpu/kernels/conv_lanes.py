@@ -1,5 +1,6 @@
 """float32 2-D convolutions with few multiply-adds an output (stems: 3 input channels, 3x3
-stride 2) as tiles of 16 positions of one output row (the vector lanes) by 16 output channels.
+stride 2) as tiles of 16 positions of one output row (the vector lanes) by 16 output channels
+(8 where the conv has 8: the bundled small CNN's stem).
 
 Why: a stem has 27 multiply-adds an output. conv_small's tiles (channels in the lanes) spend
 more on their transpose than on that arithmetic, and the GEMM (nn.conv_gemm32) gathers a
@@ -25,13 +26,19 @@ from .nn import pack_panels, vec_epilogue_silu
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch
 
-PANEL = 16      # output channels a tile (one accumulator each)
+PANEL = 16      # output channels a tile (one accumulator each); 8 where M is no multiple of 16
+
+
+@njit(cache=True, error_model="numpy")
+def panel_width(M):
+    """Output channels a tile: 16, or 8 where M is not a multiple of 16 (lower_nn takes M = 8 only)."""
+    return PANEL if M % PANEL == 0 else PANEL // 2
 
 
 def pack(w: np.ndarray) -> np.ndarray:
-    """Filters (M, C, 1, kh, kw) as panels of 16 output channels, each K = C*kh*kw rows of its 16
-    channels' weights (k = (c, i, j), the filter's own order), flat float32 (compile time)."""
-    return pack_panels(w, PANEL)
+    """Filters (M, C, 1, kh, kw) as panels of panel_width(M) output channels, each K = C*kh*kw rows
+    of its channels' weights (k = (c, i, j), the filter's own order), flat float32 (compile time)."""
+    return pack_panels(w, panel_width(w.shape[0]))
 
 
 @intrinsic
@@ -48,15 +55,15 @@ def _rows(typingctx, xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, 
         const, c0, c1 = V.const, V.const(0), V.const(1)
         x_base, w_base, b_base, o_base, r_base = (V.fptr(a) for a in (xp_i, wp_i, bp_i, op_i, rp_i))
         accs = [cgutils.alloca_once(builder, V.vec) for _ in range(PANEL)]
-        panels = builder.sdiv(M, const(PANEL))
+        wide = builder.icmp_signed("==", builder.srem(M, const(PANEL)), c0)
         tiles = builder.sdiv(builder.add(OW, const(VW - 1)), const(VW))
         image = builder.mul(builder.mul(C, H), W)
         taps = builder.mul(kh, kw)
         # interior tiles: every column a stride-s load of 16 positions reads lies in the row
         span = builder.add(builder.mul(const(VW), s), builder.sub(kw, const(2)))
 
-        def reduce(S, masked, x_img, ih0, i_lo, i_hi, col0, panel):
-            """accs += the tile's products over (c, i in [i_lo, i_hi), j)."""
+        def reduce(NP, S, masked, x_img, ih0, i_lo, i_hi, col0, panel):
+            """accs[:NP] += the tile's products over (c, i in [i_lo, i_hi), j)."""
             with cgutils.for_range(builder, C) as lc:
                 with cgutils.for_range_slice(builder, i_lo, i_hi, c1, inc=True) as (i, _):
                     row = builder.gep(x_img, [builder.mul(builder.add(builder.mul(lc.index, H), builder.add(ih0, i)), W)])
@@ -69,24 +76,26 @@ def _rows(typingctx, xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, 
                             col2 = builder.add(col, const(VW))
                             xv = V.evens(V.load(row, col, V.inside(col, W) if masked else None),
                                          V.load(row, col2, V.inside(col2, W) if masked else None))
-                        wk = builder.gep(panel, [builder.mul(builder.add(k0, lj.index), const(PANEL))])
-                        for m in range(PANEL):
+                        wk = builder.gep(panel, [builder.mul(builder.add(k0, lj.index), const(NP))])
+                        for m in range(NP):
                             wv = V.splat(builder.load(builder.gep(wk, [const(m)])))
                             builder.store(V.fma(wv, xv, builder.load(accs[m])), accs[m])
 
-        def store(img, m0, oh, ow0, count, with_res, ep):
+        def store(NP, img, m0, oh, ow0, count, with_res, ep):
             mask = V.below(count)
             lo_v, hi_v = V.splat(lo), V.splat(hi)
-            for m in range(PANEL):
+            for m in range(NP):
                 ch = builder.add(m0, const(m))
                 at = builder.add(builder.mul(builder.add(builder.mul(builder.add(builder.mul(img, M), ch), OH), oh), OW), ow0)
                 res_v = V.load(r_base, at, mask) if with_res else None
                 bias_v = V.splat(builder.load(builder.gep(b_base, [ch])))
                 V.store(V.epilogue(builder.load(accs[m]), bias_v, res_v, ep, lo_v, hi_v), o_base, at, mask)
 
-        def per_item(t):
+        def per_item(t, NP):
+            """Work item t with panels of NP channels."""
+            panels = builder.sdiv(M, const(NP))
             img = builder.sdiv(t, builder.mul(panels, OH))
-            m0 = builder.mul(builder.srem(builder.sdiv(t, OH), panels), const(PANEL))
+            m0 = builder.mul(builder.srem(builder.sdiv(t, OH), panels), const(NP))
             oh = builder.srem(t, OH)
             ih0 = builder.sub(builder.mul(oh, s), pt)
             neg = builder.sub(c0, ih0)
@@ -94,7 +103,7 @@ def _rows(typingctx, xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, 
             room = builder.sub(H, ih0)
             i_hi = builder.select(builder.icmp_signed("<", room, kh), room, kh)
             x_img = builder.gep(x_base, [builder.mul(img, image)])
-            panel = builder.gep(w_base, [builder.mul(builder.sdiv(m0, const(PANEL)), builder.mul(builder.mul(C, taps), const(PANEL)))])
+            panel = builder.gep(w_base, [builder.mul(m0, builder.mul(C, taps))])
             has_res = builder.icmp_signed("!=", rp_i, c0)
             # no activation is a clamp to (-inf, inf) (vec_epilogue's bounds): one variant fewer to compile
             eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_HARDSWISH, EPI_SILU)] + [(None, EPI_CLAMP)]
@@ -106,16 +115,16 @@ def _rows(typingctx, xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, 
                 inner = builder.and_(builder.icmp_signed("==", count, const(VW)),
                                      builder.and_(builder.icmp_signed(">=", col0, c0),
                                                   builder.icmp_signed("<", builder.add(col0, span), W)))
-                for a in accs:
+                for a in accs[:NP]:
                     builder.store(V.zero, a)
                 dispatch(builder, [(builder.icmp_signed("==", s, c1), 1), (None, 2)], lambda S: dispatch(
                     builder, [(inner, False), (None, True)], lambda masked: reduce(
-                        S, masked, x_img, ih0, i_lo, i_hi, col0, panel)))
+                        NP, S, masked, x_img, ih0, i_lo, i_hi, col0, panel)))
                 dispatch(builder, [(has_res, True), (None, False)], lambda with_res: dispatch(
-                    builder, eps, lambda ep: store(img, m0, oh, ow0, count, with_res, ep)))
+                    builder, eps, lambda ep: store(NP, img, m0, oh, ow0, count, with_res, ep)))
 
         with cgutils.for_range_slice(builder, t0, t1, c1, inc=True) as (t, _):
-            per_item(t)
+            dispatch(builder, [(wide, PANEL), (None, PANEL // 2)], lambda NP: per_item(t, NP))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -125,7 +134,7 @@ _I = types.intp
 # (x, C, H, W, stride, pad top, pad left, kh, kw, packed filters, M, bias, out, OH, OW, res (0:
 # none), items t0 .. t1, EPI_* code) as integers and addresses, then lo, hi
 SIGNATURE = types.int64(*(_I,) * 19, types.float32, types.float32)
-SYMBOL = "onnxjit_conv_lanes_v1"
+SYMBOL = "onnxjit_conv_lanes_v2"
 
 
 @cfunc(SIGNATURE, cache=True, error_model="numpy")
@@ -146,7 +155,7 @@ def _run(x, wp, b, out, strides, pads_begin, kernel, res, t0, t1, act, alpha, be
     M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
     s = strides[1]
     if (x.itemsize != 4 or wp.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
-            or wp.size != M * C * kernel[0] * kernel[1] or b.size != M or M % PANEL != 0 or out.shape[0] != N
+            or wp.size != M * C * kernel[0] * kernel[1] or b.size != M or M % (PANEL // 2) != 0 or out.shape[0] != N
             or strides[2] != s or s < 1 or s > 2 or not out.flags.c_contiguous or (res.size > 0 and res.shape != out.shape)):
         raise ValueError("conv_lanes: operands do not agree")
     xc, bc, rc = np.ascontiguousarray(x), np.ascontiguousarray(b), np.ascontiguousarray(res)
@@ -159,7 +168,7 @@ def _run(x, wp, b, out, strides, pads_begin, kernel, res, t0, t1, act, alpha, be
 @njit(cache=True, error_model="numpy")
 def items(out_shape):
     """Work items (output rows over images and channel panels)."""
-    return out_shape[0] * (out_shape[1] // PANEL) * out_shape[3]
+    return out_shape[0] * (out_shape[1] // panel_width(out_shape[1])) * out_shape[3]
 
 
 @njit(cache=True, error_model="numpy")
