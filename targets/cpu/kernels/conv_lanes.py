@@ -175,8 +175,8 @@ def items(out_shape):
 def conv(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta):
     """out = act(conv(x, w) + b [+ res]) for x (N, C, 1, H, W), out (N, M, 1, OH, OW) float32,
     w packed by pack, kernel (kh, kw), strides 1 or 2, act one of nn's ACT_NONE, RELU, CLIP,
-    HARDSWISH, SILU (lower_nn._conv_lanes says which convs: 2-D, group 1, dilation 1, M % 16 == 0,
-    AVX-512)."""
+    HARDSWISH, SILU (lower_nn._conv_lanes says which convs: 2-D, group 1, dilation 1, M % 16 == 0
+    or M == 8, AVX-512)."""
     _run(x, wp, b, out, strides, pads_begin, kernel, res, 0, items(out.shape), act, alpha, beta)
 
 

@@ -17,13 +17,13 @@ from .nn import _clamp_bounds, _epilogue
 
 
 @njit(cache=True, error_model="numpy")
-def _rows(x, w, b, out, res, act, alpha, beta, oh0, oh1):
-    """Output rows oh0 .. oh1 of every image of out (N, M, 1, H, W) = act(w (M, C) @ x + b [+ res])."""
+def _rows(x, w, b, out, res, act, alpha, beta, offs, oh0, oh1):
+    """Output rows oh0 .. oh1 of every image of out (N, M, 1, H, W) = act(w (M, C) @ x + b [+ res]);
+    offs: the channels' planes' offsets (_operands)."""
     N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
     M, P = out.shape[1], H * W
     xf = x.reshape(N, C * P)
     w2 = w.reshape(M, C)
-    offs = np.arange(C) * P
     out3 = out.reshape(N, M, P)
     res3 = res.reshape(N, M, P) if res.size > 0 else res.reshape(1, 0, 0)
     clamped, lo, hi = _clamp_bounds(act, alpha, beta, out)
@@ -41,27 +41,29 @@ def _rows(x, w, b, out, res, act, alpha, beta, oh0, oh1):
 
 @njit(cache=True, error_model="numpy")
 def _operands(x, w, b, out, res):
-    """(x, w, b, res) contiguous float32, the shapes checked."""
+    """(x, w, b, res) contiguous float32, the shapes checked, and the implicit GEMM's row offsets
+    (each channel's plane: B's rows are the image itself), made once for every band."""
     if (x.itemsize != 4 or w.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
             or x.shape[2] != 1 or out.shape[2] != 1 or w.size != out.shape[1] * x.shape[1] or b.size != out.shape[1]
             or out.shape[0] != x.shape[0] or out.shape[3] != x.shape[3] or out.shape[4] != x.shape[4]
             or not out.flags.c_contiguous or (res.size > 0 and res.shape != out.shape)):
         raise ValueError("pointwise conv: operands do not agree")
-    return np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(b), np.ascontiguousarray(res)
+    offs = np.arange(x.shape[1]) * (x.shape[3] * x.shape[4])
+    return np.ascontiguousarray(x), np.ascontiguousarray(w), np.ascontiguousarray(b), np.ascontiguousarray(res), offs
 
 
 @njit(cache=True, error_model="numpy")
 def conv(x, w, b, out, res, act, alpha, beta):
     """out = act(conv1x1(x, w) + b [+ res]) for x (N, C, 1, H, W), w (M, C, 1, 1, 1), out (N, M, 1,
     H, W) float32, act one of nn's ACT_* codes (lower_nn._pointwise says which convs)."""
-    x, w, b, res = _operands(x, w, b, out, res)
-    _rows(x, w, b, out, res, act, alpha, beta, 0, out.shape[3])
+    x, w, b, res, offs = _operands(x, w, b, out, res)
+    _rows(x, w, b, out, res, act, alpha, beta, offs, 0, out.shape[3])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_par(x, w, b, out, res, act, alpha, beta, parts):
     """conv in `parts` bands of output rows, one a thread."""
-    x, w, b, res = _operands(x, w, b, out, res)
+    x, w, b, res, offs = _operands(x, w, b, out, res)
     H = out.shape[3]
     for p in prange(parts):
-        _rows(x, w, b, out, res, act, alpha, beta, p * H // parts, (p + 1) * H // parts)
+        _rows(x, w, b, out, res, act, alpha, beta, offs, p * H // parts, (p + 1) * H // parts)

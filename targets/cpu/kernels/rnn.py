@@ -250,16 +250,15 @@ def _plain_lstm32(x, w, r, bsum, seq_lens, h, c, y, d, reverse, layout, wp, rp, 
     cell over it."""
     seq, batch = _dims(x, layout)
     hs = r.shape[2]
-    n = 4 * hs
-    x2 = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], x.shape[2])
     if xwp.shape[0] > 0:
         xw = xwp[d]
     else:
-        xw = np.zeros((x2.shape[0], gemv_padded(n)), np.float32)
+        x2, xw1 = _projection_rows(x, 1, hs)
+        xw = xw1[0]
         if wp.shape[0] > 0:
             gemm_packed(x2, wp[d], xw)
         else:
-            gemm(x2, w[d].T, xw[:, :n])
+            gemm(x2, w[d].T, xw[:, :4 * hs])
     rpd = rp[d] if rp.shape[0] > 0 else gemv_pack(r[d].T)
     for s in range(seq):
         for b in range(batch):
@@ -278,11 +277,18 @@ def lstm_projections_par(x, wp, hs, parts):
     packed per direction), in `parts` column bands on as many threads: _plain_lstm32's rows
     (lstm's xwp). The recurrence after it stays on one thread (a barrier a step would be the
     only way to share it); this is the part that splits without one."""
-    x2 = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], x.shape[2])
-    xw = np.zeros((wp.shape[0], x2.shape[0], gemv_padded(4 * hs)), np.float32)
+    x2, xw = _projection_rows(x, wp.shape[0], hs)
     for d in range(wp.shape[0]):
         gemm_packed_col_bands(x2, wp[d], xw[d], parts)
     return xw
+
+
+@njit(cache=True, error_model="numpy")
+def _projection_rows(x, dirs, hs):
+    """x as rows (seq * batch, input), and `dirs` directions of zeroed projection rows of 4 hs
+    gates padded to gemv_acc's whole vectors: the operands of a plain LSTM's input projection."""
+    x2 = np.ascontiguousarray(x).reshape(x.shape[0] * x.shape[1], x.shape[2])
+    return x2, np.zeros((dirs, x2.shape[0], gemv_padded(4 * hs)), np.float32)
 
 
 @njit(cache=True, error_model="numpy")
