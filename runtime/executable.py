@@ -22,14 +22,46 @@ class Callable:
     fn(*arrays) / fn(**by_name) -> value or tuple; fn.run(feeds) -> dict.
     Subclasses give `inputs` (specs), `output_names`, `_checked` and `_call`."""
 
+    _steady = None   # see CompiledModel._remember_steady
+
     def __call__(self, *args, **kwargs):
-        outs = self._call(self._bind(args, kwargs))
+        outs = None if kwargs else self._call_steady(args, False)
+        if outs is None:
+            outs = self._call(feeds := self._bind(args, kwargs))
+            self._remember_steady(feeds)
         return outs[0] if len(outs) == 1 else outs
 
     def run(self, feeds: dict, output_names=None) -> dict:
-        outs = self._call(self._bind((), dict(feeds)))
+        outs = self._call_steady(feeds, True)
+        if outs is None:
+            outs = self._call(checked := self._bind((), dict(feeds)))
+            self._remember_steady(checked)
         result = dict(zip(self.output_names, outs))
         return result if output_names is None else {k: result[k] for k in output_names}
+
+    def _call_steady(self, given, by_name: bool):
+        """The outputs, when `given` (arrays in input order, or a dict by name) holds exactly
+        the arrays of the last checked call's kind: numpy, C-contiguous, same dtypes and shapes,
+        so the same specialisation and nothing new to check. Otherwise None, and the
+        checked path runs (and gives its errors). Saves ~4 us of a 28 us call (bench MLP)."""
+        steady = self._steady
+        if steady is None:
+            return None
+        names, kinds, graph, consts, arenas = steady
+        if len(given) != len(names) or by_name and type(given) is not dict:
+            return None
+        arrays = [given.get(n) for n in names] if by_name else given
+        for a, (want, shape) in zip(arrays, kinds):
+            if type(a) is not np.ndarray or a.dtype != want or a.shape != shape or not a.flags.c_contiguous:
+                return None
+        arena = arenas.take()
+        try:
+            return graph(*arrays, *consts, *arena)
+        finally:
+            arenas.give(arena)
+
+    def _remember_steady(self, feeds: dict):
+        """Arms _call_steady after a checked call with these feeds (models that can)."""
 
     def _bind(self, args, kwargs) -> dict:
         if len(args) > len(self.inputs):
@@ -113,6 +145,21 @@ class CompiledModel(Callable):
             outs = tuple(_zip_rows(o, self.map_outputs[n]) if n in self.map_outputs else o
                          for n, o in zip(self.output_names, outs))
         return outs
+
+    def _remember_steady(self, feeds: dict):
+        """Arms _call_steady for inputs like these checked `feeds`, where a call needs nothing
+        but the graph: host code, an arena, arguments exactly the inputs in order, outputs
+        returned as they come (no bit-pattern views, string labels or maps)."""
+        fn, (names, consts, device, views, arenas) = self.specialisation(feeds)
+        if self._steady is not None and self._steady[2] is fn:
+            return
+        plain = (device.name == "host" and arenas is not None and not self.value_inputs and not any(views)
+                 and not self.string_outputs and not self.map_outputs
+                 and list(names) == [s["name"] for s in self.inputs]
+                 and all(self._bits.get(n) is None and type(feeds.get(n)) is np.ndarray for n in names))
+        if plain:
+            kinds = tuple((self._dtypes[n], feeds[n].shape) for n in names)
+            self._steady = (tuple(names), kinds, fn, tuple(consts), arenas)
 
     # specialisations ---------------------------------------------------------------
     def spec_key(self, feeds: dict) -> str:

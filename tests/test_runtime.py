@@ -52,16 +52,42 @@ def test_symbolic_dim_takes_new_sizes(tmp_path):
     (np.zeros((2, 4, 1), np.float32), ["'x'", "rank 2"]),
     (np.zeros((2, 5), np.float32), ["'x'", "dim 1 must be 4"]),
 ])
-def test_input_errors_name_the_input(bad, words, tmp_path):
+@pytest.mark.parametrize("after_good_call", [False, True])
+def test_input_errors_name_the_input(bad, words, after_good_call, tmp_path):
     fn = compile(two_output_model(), cache_dir=str(tmp_path))
+    if after_good_call:     # the steady-state path is armed for float32 (2, 4) inputs
+        fn(np.zeros((2, 4), np.float32))
     with pytest.raises(InputError) as e:
         fn(bad)
     for w in words:
         assert w in str(e.value)
+    with pytest.raises(InputError) as e:
+        fn.run({"x": bad})
+    assert "'x'" in str(e.value)
+
+
+def test_steady_state_calls_take_other_layouts_and_kinds_through_the_checks(tmp_path):
+    """After a first call arms the unchecked fast path, inputs that differ from it in
+    layout, container or shape still give the reference's results."""
+    m = two_output_model()
+    fn = compile(m, cache_dir=str(tmp_path))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    fn(x)
+    wide = rng.standard_normal((4, 8)).astype(np.float32)
+    for got in (wide[:2, ::2], wide[::2, :4], x.tolist(), wide[:3, :4]):
+        want = reference(m, {"x": np.asarray(got, np.float32)})
+        np.testing.assert_allclose(fn(got)[1], want[1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fn.run({"x": got})["r"], want[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fn.run([("x", got)])["p"], want[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fn(x=x)[0], reference(m, {"x": x})[0], rtol=1e-5, atol=1e-6)
 
 
 def test_missing_and_unknown_inputs(tmp_path):
     fn = compile(two_output_model(), cache_dir=str(tmp_path))
+    fn(np.zeros((1, 4), np.float32))
+    with pytest.raises(InputError, match="unknown input 'y'"):
+        fn.run({"y": np.zeros((1, 4), np.float32)})
     with pytest.raises(InputError, match="missing input 'x'"):
         fn()
     with pytest.raises(InputError, match="unknown input 'y'"):
