@@ -114,8 +114,11 @@ def _conv(node, em):
         args = f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {res5}, {act}, {alpha}, {beta}"
         em.emit(f"{L6}.conv_par({args}, {parts})" if parts > 1 else f"{L6}.conv({args})")
         return
-    args = (f"{_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
-            f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
+
+    def conv_args(filters):
+        return (f"{_view5(em, x)}, {filters}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
+                f"{_p3(geo['dilations'], 1)}, {group}, {res5}, {act}, {alpha}, {beta}")
+    args = conv_args(_view5(em, w))
     if not chosen_here:
         em.emit(f"{L}.conv_fused({args}, {threads})")
     elif nn_kernels.is_direct(x.shape[1], w.shape[0], group):   # only the path this conv takes is compiled
@@ -126,7 +129,11 @@ def _conv(node, em):
         par = nn_kernels.direct_parallel(_as5(x.shape), _as5(w.shape), _as5(out.shape), group, threads)
         if _window3x3_conv(x, w, geo, group):
             # imported only here: a kernel is compiled where a model has one
-            L3 = em.lib("dw_small" if _dw_small(x, w, out, geo, act) else "window3x3")
+            if _dw_small(x, w, out, geo, act):   # its filters packed here (kernels/dw_small.pack)
+                wt = em.const(importlib.import_module(".kernels.dw_small", __package__).pack(w.const))
+                L3, args = em.lib("dw_small"), conv_args(wt)
+            else:
+                L3 = em.lib("window3x3")
             em.emit(f"{L3}.conv_par({args}, {threads})" if par else f"{L3}.conv({args})")
         elif wide:
             em.lib("callback_dw")   # binds the symbol conv_dw_serial and conv_dw_par call

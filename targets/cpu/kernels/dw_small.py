@@ -201,18 +201,24 @@ ll.add_symbol(SYMBOL, groups_callback.address)
 _call = types.ExternalFunction(SYMBOL, SIGNATURE)
 
 
+def pack(w: np.ndarray) -> np.ndarray:
+    """Filters (C, 1, 1, 3, 3) as the kernel reads them, (9, C) float32 (compile time): a tap's
+    16 channels one vector. Transposed here, not in each call: the copy cost ~5 us of a 480-channel
+    7x7 conv's ~13 (mobilenetv2_half: 13 such convs a call)."""
+    return np.ascontiguousarray(np.asarray(w, np.float32).reshape(w.shape[0], 9).T)
+
+
 @njit(cache=True, error_model="numpy")
-def _setup(x, w, b, out, strides, pads_begin, res):
-    """(x, filters as (9, C), b, res) contiguous float32, the shapes checked."""
+def _setup(x, wt, b, out, strides, pads_begin, res):
+    """(x, b, res) contiguous float32, the shapes checked (wt: pack's filters)."""
     N, C, W = x.shape[0], x.shape[1], x.shape[4]
-    if (x.itemsize != 4 or w.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
+    if (x.itemsize != 4 or wt.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
             or C % LANES != 0 or W > MAX_W or out.shape[4] > W + 2
             or out.shape[0] != N or out.shape[1] != C or strides[1] != strides[2] or pads_begin[1] > 1 or pads_begin[2] > 1
-            or w.shape[0] != C or w.size != 9 * C or b.size != C or not out.flags.c_contiguous
+            or wt.shape[0] != 9 or wt.shape[1] != C or not wt.flags.c_contiguous or b.size != C or not out.flags.c_contiguous
             or (res.size > 0 and res.shape != out.shape)):
         raise ValueError("dw_small: operands do not agree")
-    wt = np.ascontiguousarray(w.reshape(C, 9).T)
-    return np.ascontiguousarray(x), wt, np.ascontiguousarray(b), np.ascontiguousarray(res)
+    return np.ascontiguousarray(x), np.ascontiguousarray(b), np.ascontiguousarray(res)
 
 
 @njit(cache=True, error_model="numpy")
@@ -248,19 +254,20 @@ def _scratch(x, out, strides, parts):
 
 
 @njit(cache=True, error_model="numpy")
-def conv(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
+def conv(x, wt, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta):
     """window3x3.conv's arguments and contract (a depthwise 3x3 conv, one filter a channel,
-    strides 1 or 2, pads 0 or 1) for planes at most 16 wide and channels in multiples of 16
-    (lower_nn._dw_small), act one of nn's ACT_NONE, RELU, CLIP, HARDSWISH."""
-    x, wt, b, res = _setup(x, w, b, out, strides, pads_begin, res)
+    strides 1 or 2, pads 0 or 1) but the filters as pack gives them (wt), for planes at most 16
+    wide and channels in multiples of 16 (lower_nn._dw_small), act one of nn's ACT_NONE, RELU,
+    CLIP, HARDSWISH."""
+    x, b, res = _setup(x, wt, b, out, strides, pads_begin, res)
     _run(x, wt, b, out, strides, pads_begin, res, 0, x.shape[0] * x.shape[1] // LANES, act, alpha, beta,
          _scratch(x, out, strides, 1), 0)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def conv_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
+def conv_par(x, wt, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
     """conv with its channel groups split into one range a thread."""
-    x, wt, b, res = _setup(x, w, b, out, strides, pads_begin, res)
+    x, b, res = _setup(x, wt, b, out, strides, pads_begin, res)
     T = x.shape[0] * x.shape[1] // LANES
     chunks = min(T, threads)
     scratch = _scratch(x, out, strides, chunks)
