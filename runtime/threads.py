@@ -16,7 +16,15 @@ that has gone to sleep took ~1.2 ms to wake: the bench MLP at 2 threads (two par
 loops a call, its calls 50 ms apart in blocks) ran 1.31 ms with 10000 against 0.09 with
 100000 (onnxruntime 0.07), and the suite's 2-thread geomean went from 1.94 to 1.37. A
 high count favours a machine of one's own; on a shared one, OMP_WAIT_POLICY=PASSIVE. It
-must be set before Numba starts its pool, which loads libgomp and reads it once."""
+must be set before Numba starts its pool, which loads libgomp and reads it once.
+
+Left as it is, measured on that VM (session 18): after 50 ms or more with no call, the first
+three parallel loops of the next call take milliseconds (an empty prange at 2 threads: 4.2,
+4.0, 1.6 ms, then 2 us; 1,000,000 spins only moves this to idle times above the 25 ms it
+spins). PASSIVE has no such start (60 us, then ~9 us a loop) but made whole models about
+twice as slow at 2 threads (bench protocol: resnet18_half 4.7 -> 9.3 ms, mobilenetv2_half 1.6
+-> 3.4, bert_small 5.1 -> 9.7). onnxruntime's pool avoids both: its caller runs the work
+that no worker has started instead of waiting at a barrier, which OpenMP cannot do."""
 from __future__ import annotations
 
 import os
