@@ -43,7 +43,7 @@ class Callable:
         """The outputs, when `given` (arrays in input order, or a dict by name) holds exactly
         the arrays of the last checked call's kind: numpy, C-contiguous, same dtypes and shapes,
         so the same specialisation and nothing new to check. Otherwise None, and the
-        checked path runs (and gives its errors). Saves ~4 us of a 28 us call (bench MLP)."""
+        checked path runs (and gives its errors). The bench MLP: fn.run 31.8 -> 30.1 us (its graph 28)."""
         steady = self._steady
         if steady is None:
             return None
