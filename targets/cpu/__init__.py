@@ -11,6 +11,7 @@ from . import (half, lower, lower_attention, lower_dynamic, lower_einsum, lower_
                lower_nn, lower_quant, lower_rnn, lower_signal, lower_text, lower_training, scalar)
 from . import lower_vision  # noqa: F401, E402 (after lower_nn: it wraps the MaxPool lowering)
 from . import memplan
+from .conv_input_scale import fold_input_scales
 from .emitter import Emitter
 
 NAME = "cpu"
@@ -23,7 +24,7 @@ class LoweringError(Exception):
 def build(graph, options: dict) -> dict:
     """Returns {"source", "libs", "consts"}: all the runtime needs to load the graph."""
     if options.get("fusion", True):
-        graph = fuse_conv_epilogues(graph)
+        graph = fold_input_scales(fuse_conv_epilogues(graph))
     em = Emitter()
     em.threads = options.get("threads", 1)   # kernels split large work into this many parts
     return build_program(graph, options, lower.LOWER, em, scalar.supports, NAME)

@@ -66,7 +66,7 @@ def _conv(node, em):
     # conv_fused chooses at run time (CUDA's library has only conv_fused).
     chosen_here = w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR
     group, threads = int(attr(node, 'group', 1)), em.threads
-    if chosen_here and x.dtype == np.float32 and group == 1 and all(int(d) == 1 for d in (*x.shape[2:], *w.shape[2:], *out.shape[2:])):
+    if chosen_here and _one_position(x, w, out, group):
         # one input and output position an image: a fully connected layer (squeeze-excite)
         em.emit(f"{L}.conv_gemv({_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {res5}, {act}, {alpha}, {beta})")
         return
@@ -92,11 +92,18 @@ def _conv(node, em):
         return
     tiles = chosen_here and ("conv_small" if _conv_small(x, w, out, geo, group, act)
                              else "conv_lanes" if _conv_lanes(x, w, out, geo, group, act) else None)
+    scale = node.input(4)     # x's per-channel scale, folded into the filters (conv_input_scale.py)
+    if scale is not None and tiles != "conv_small":
+        raise NotImplementedError("an input scale on a conv that conv_small does not take")
     if tiles:
         # kernels/conv_small.py or conv_lanes.py: the same interface; imported (its callback
         # compiled) only where a model has such a conv
         kernel = importlib.import_module(f".kernels.{tiles}", __package__)
         wp = em.const(kernel.pack(np.asarray(w.const, np.float32).reshape(_as5(w.shape))))
+        if scale is not None:
+            wp, packed = em.tmp(), wp
+            em.emit(f"{wp} = {em.lib(tiles)}.scale_panels({packed}, {em[scale]}.reshape({w.shape[1]}), "
+                    f"{w.shape[0]}, {int(np.prod(w.shape[2:]))})")
         m, k = w.shape[0], int(np.prod(w.shape[1:]))
         n = int(np.prod(out.shape[2:])) * out.shape[0]
         parts = min(gemm_parts(em, m, k, n, CONV_PARALLEL_MACS, 1), int(kernel.items(_as5(out.shape))))
@@ -162,6 +169,24 @@ SMALL_MIN_K = 32
 # stay ahead up to 64 multiply-adds an output: se_cnn's 32 -> 128 at 28x28 102 against 117 us,
 # 64 -> 256 at 14x14 92 against 90.
 SMALL_MIN_K_SILU = 64
+
+
+def _one_position(x, w, out, group) -> bool:
+    """A float32 group-1 conv with one input and output position an image (a fully connected
+    layer written as Conv): nn.conv_gemv's."""
+    return (x.dtype == np.float32 and group == 1
+            and all(int(d) == 1 for d in (*x.shape[2:], *w.shape[2:], *out.shape[2:])))
+
+
+def takes_conv_small(node, geo, act) -> bool:
+    """Whether _conv lowers this Conv (constant filters, CPU kernels) on kernels/conv_small.py:
+    none of the branches before it (one-position GEMV, Winograd) takes it and conv_small's rule
+    holds. conv_input_scale.py folds scales only into such convs."""
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    group = int(attr(node, "group", 1))
+    if not w.is_const or _one_position(x, w, out, group) or _winograd32(node, geo, act) or _winograd(node, geo):
+        return False
+    return _conv_small(x, w, out, geo, group, act)
 
 
 def _conv_small(x, w, out, geo, group, act):

@@ -37,6 +37,27 @@ def pack(w: np.ndarray) -> np.ndarray:
     return pack_panels(w, PANEL)
 
 
+@njit(cache=True, error_model="numpy")
+def scale_panels(wp, s, M, taps):
+    """pack's filters with input channel c's rows (reduction steps k with k // taps == c) times
+    s[c]: the conv of x * s (s one float a channel) as the conv of x (conv_input_scale.py)."""
+    K = s.size * taps
+    if wp.size != M * K:
+        raise ValueError("scale_panels: filters and scale do not agree")
+    out = np.empty_like(wp)
+    off = 0
+    for m0 in range(0, M, PANEL):
+        width = min(PANEL, M - m0)
+        w2 = wp[off:off + K * width].reshape(K, width)
+        o2 = out[off:off + K * width].reshape(K, width)
+        for k in range(K):        # indices from 0: no negative-index checks, so it vectorises
+            f = s[k // taps]
+            for j in range(width):
+                o2[k, j] = w2[k, j] * f
+        off += K * width
+    return out
+
+
 @intrinsic
 def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi):
     """Output rows t0 .. t1, counted over (image, panel, row), or (image, row, panel) where
