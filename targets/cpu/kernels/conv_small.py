@@ -23,6 +23,7 @@ from numba.extending import intrinsic
 
 from .jit import njit
 from .nn import pack_panels, vec_epilogue_silu
+from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch, store_tile
 
@@ -273,9 +274,14 @@ def conv_par(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta, 
     for p in prange(parts):
         _pad(xc, xq, x.shape[3], x.shape[4], geo, p * P // parts, (p + 1) * P // parts)
     T = items(out.shape)
-    for p in prange(parts):
-        _run(xq, xs, rs, offs, wp, b, out, strides[1], res, p * T // parts, (p + 1) * T // parts, rows_first,
-             act, alpha, beta)
+    chunks = chunk_count(parts, T)
+    nxt = counters(parts, chunks)
+    for p in prange(parts):       # each thread its own ranges first, then what another has not started (share.py)
+        c = next_chunk(nxt, p, parts, chunks)
+        while c >= 0:
+            _run(xq, xs, rs, offs, wp, b, out, strides[1], res, c * T // chunks, (c + 1) * T // chunks, rows_first,
+                 act, alpha, beta)
+            c = next_chunk(nxt, p, parts, chunks)
 
 
 # conv_par splits convs with filters up to this size by output rows, larger ones by channel

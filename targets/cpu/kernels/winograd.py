@@ -22,6 +22,7 @@ from numba.extending import intrinsic
 from .blas import gemm_implicit
 from .jit import njit
 from .nn import vec_epilogue
+from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch
 
@@ -263,14 +264,28 @@ def conv_par(x, u, b, out, pads_begin, res, act, alpha, beta, ws, parts):
     """conv with each step of a block split `parts` ways: the input transform by channels, the
     16 GEMMs by xi (8 each on 2 threads), the output transform by output channels."""
     C, M, TW, T, Tb = _setup(x, u, b, out, res, ws)
+    cc, cg, cm = chunk_count(parts, C), chunk_count(parts, 16), chunk_count(parts, M)
     for n in range(x.shape[0]):
         for t0 in range(0, T, Tb):
             t1 = min(T, t0 + Tb)
             v, mt = _views(ws, C, M, t1 - t0)
+            # each step's chunks claimed, each thread its own first (share.py): a slow core does not hold the step
+            nxt = counters(parts, cc)
             for p in prange(parts):
-                _inputs(x, n, TW, t0, t1, p * C // parts, (p + 1) * C // parts, pads_begin, v)
+                c = next_chunk(nxt, p, parts, cc)
+                while c >= 0:
+                    _inputs(x, n, TW, t0, t1, c * C // cc, (c + 1) * C // cc, pads_begin, v)
+                    c = next_chunk(nxt, p, parts, cc)
+            nxt = counters(parts, cg)
             for p in prange(parts):
-                _gemms(u, v, mt, p * 16 // parts, (p + 1) * 16 // parts)
+                c = next_chunk(nxt, p, parts, cg)
+                while c >= 0:
+                    _gemms(u, v, mt, c * 16 // cg, (c + 1) * 16 // cg)
+                    c = next_chunk(nxt, p, parts, cg)
+            nxt = counters(parts, cm)
             for p in prange(parts):
-                _outputs(mt, b, out, n, TW, t0, t1, p * M // parts, (p + 1) * M // parts, res, act, alpha, beta)
+                c = next_chunk(nxt, p, parts, cm)
+                while c >= 0:
+                    _outputs(mt, b, out, n, TW, t0, t1, c * M // cm, (c + 1) * M // cm, res, act, alpha, beta)
+                    c = next_chunk(nxt, p, parts, cm)
     return x.size + u.size + b.size + res.size + out.size
