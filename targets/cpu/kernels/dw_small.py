@@ -22,6 +22,7 @@ from numba.extending import intrinsic
 
 from .jit import njit
 from .nn import vec_epilogue
+from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, store_tile
 
@@ -266,10 +267,17 @@ def conv(x, wt, b, out, strides, pads_begin, dilations, group, res, act, alpha, 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_par(x, wt, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
-    """conv with its channel groups split into one range a thread."""
+    """conv with its channel groups shared out in claimed chunks (share.py), each thread its own
+    part of the scratch."""
     x, b, res = _setup(x, wt, b, out, strides, pads_begin, res)
     T = x.shape[0] * x.shape[1] // LANES
-    chunks = min(T, threads)
-    scratch = _scratch(x, out, strides, chunks)
-    for k in prange(chunks):
-        _run(x, wt, b, out, strides, pads_begin, res, k * T // chunks, (k + 1) * T // chunks, act, alpha, beta, scratch, k)
+    parts = min(T, threads)
+    scratch = _scratch(x, out, strides, parts)
+    chunks = chunk_count(parts, T)
+    nxt = counters(parts, chunks)
+    for p in prange(parts):       # each thread its own groups first, then what another has not started (share.py)
+        c = next_chunk(nxt, p, parts, chunks)
+        while c >= 0:
+            _run(x, wt, b, out, strides, pads_begin, res, c * T // chunks, (c + 1) * T // chunks, act, alpha, beta,
+                 scratch, p)
+            c = next_chunk(nxt, p, parts, chunks)

@@ -8,6 +8,7 @@ import numpy as np
 from numba import cfunc, prange, types
 
 from .jit import njit
+from .share import chunk_count, counters, next_chunk
 from .vecir import EPI_MAX
 from .window_ir import make_plane
 
@@ -42,12 +43,17 @@ def max_pool(x, out, strides, pads_begin):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def max_pool_par(x, out, strides, pads_begin, threads):
-    """max_pool with its N*C planes in one range a thread."""
+    """max_pool with its N*C planes shared out in claimed chunks (share.py)."""
     x = np.ascontiguousarray(x)
     T = x.shape[0] * x.shape[1]
-    chunks = min(T, threads)
-    for k in prange(chunks):
-        _pool_range(x, out, strides, pads_begin, k * T // chunks, (k + 1) * T // chunks)
+    parts = min(T, threads)
+    chunks = chunk_count(parts, T)
+    nxt = counters(parts, chunks)
+    for p in prange(parts):       # each thread its own planes first, then what another has not started (share.py)
+        c = next_chunk(nxt, p, parts, chunks)
+        while c >= 0:
+            _pool_range(x, out, strides, pads_begin, c * T // chunks, (c + 1) * T // chunks)
+            c = next_chunk(nxt, p, parts, chunks)
 
 
 @njit(cache=True, error_model="numpy")

@@ -8,6 +8,7 @@ from numba import carray, cfunc, prange, types
 from .jit import njit
 from .nn import ACT_CLIP, ACT_HARDSWISH, ACT_NONE, ACT_RELU, _activate, _operands32
 from .sgemm import voidptr
+from .share import chunk_count, counters, next_chunk
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_NONE
 from .window_ir import make_plane
 
@@ -80,9 +81,14 @@ def conv(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, b
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_par(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta, threads):
-    """conv with its N*M planes split into one range a thread (the planes cost the same)."""
+    """conv with its N*M planes shared out in claimed chunks (share.py)."""
     x, w, b, res = _operands32(x, w, b, out, res)
     T = x.shape[0] * out.shape[1]
-    chunks = min(T, threads)
-    for k in prange(chunks):
-        _range(x, w, out, strides, pads_begin, k * T // chunks, (k + 1) * T // chunks, b, res, act, alpha, beta)
+    parts = min(T, threads)
+    chunks = chunk_count(parts, T)
+    nxt = counters(parts, chunks)
+    for p in prange(parts):       # each thread its own planes first, then what another has not started (share.py)
+        c = next_chunk(nxt, p, parts, chunks)
+        while c >= 0:
+            _range(x, w, out, strides, pads_begin, c * T // chunks, (c + 1) * T // chunks, b, res, act, alpha, beta)
+            c = next_chunk(nxt, p, parts, chunks)
