@@ -6,6 +6,7 @@ Numba compiles a specialisation for that value beside the int64 one, with everyt
 calls: on an empty cache, mobilenetv2_half compiled conv_gemm, _phase_planes, _same_planes,
 _dw_range, _unfold, fill_phases and nine more twice, ~30 s of its 178 s. The kernels never
 branch on a constant's value at typing time, so callers' literals are widened here."""
+import runtime  # noqa: F401 (its Numba cache patch, runtime/numba_cache.py, before any kernel is saved)
 from numba import njit as _numba_njit
 from numba.core.types import unliteral
 
