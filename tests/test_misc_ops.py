@@ -128,3 +128,23 @@ def test_softmax_float32_rows_with_nan_inf_and_masks():
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     ok = ~np.isnan(want)
     np.testing.assert_allclose(got[ok], want[ok], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape, attrs", [
+    ((2, 8, 7, 7), dict(kernel_shape=[7, 7])),                          # ResNet's closing pool
+    ((1, 3, 7, 7), dict(kernel_shape=[7, 7], strides=[2, 2], ceil_mode=1)),
+    ((1, 4, 5), dict(kernel_shape=[5], count_include_pad=1)),
+    ((1, 2, 2, 3, 2), dict(kernel_shape=[2, 3, 2])),
+    ((1, 2, 3, 3), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1)),   # padded: not global
+])
+def test_average_pool_over_the_whole_image(shape, attrs):
+    """One unpadded window over the whole image runs as the global pool (a far cheaper kernel
+    to compile); padded windows keep the general one. Both against onnx.reference."""
+    from compiler.driver import lower_to_ir
+    from targets import cpu
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    m = model([helper.make_node("AveragePool", ["x"], ["y"], **attrs)], [("x", F, shape)],
+              [("y", F, [None] * len(shape))], opset=19)
+    np.testing.assert_allclose(compile(m)(x), reference(m, {"x": x})[0], rtol=1e-5, atol=1e-6)
+    source = cpu.build(lower_to_ir(m, {"x": (np.float32, shape, None)}), {"fusion": True})["source"]
+    assert ("global_pool" in source) == ("pads" not in attrs)
