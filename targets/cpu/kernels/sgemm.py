@@ -96,84 +96,104 @@ def _tile(typingctx, mr, ap, ars, aks, bp, bo, cp, ldc, kc, accum, bias, res, ld
     sig = types.void(*(types.intp,) * 13, types.float32, types.float32)
 
     def codegen(context, builder, signature, args):
-        mr, ap_i, ars, aks, bp_i, bo_i, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
-        f32 = ir.FloatType()
-        vec = ir.VectorType(f32, W)
-        i32 = ir.IntType(32)
-        idx = ldc.type
-        a_base = builder.inttoptr(ap_i, f32.as_pointer())
-        b_base = builder.inttoptr(bp_i, f32.as_pointer())
-        c_base = builder.inttoptr(cp_i, f32.as_pointer())
-        bo_base = builder.inttoptr(bo_i, ir.IntType(64).as_pointer())
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{W}f32")
-        undef = ir.Constant(vec, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(i32, W), [0] * W)
-        add = builder.icmp_signed("!=", accum, ir.Constant(accum.type, 0))
-        zero = ir.Constant(idx, 0)
-
-        def splat_of(x):
-            return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat)
-
-        def rows_block(rows, indirect):
-            accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * W)) for _ in range(NV)]
-                    for _ in range(rows)]
-            with cgutils.for_range(builder, kc) as loop:
-                k = loop.index
-                if indirect:
-                    b_row = builder.gep(b_base, [builder.load(builder.gep(bo_base, [k]))])
-                else:
-                    b_row = builder.gep(b_base, [builder.mul(k, ir.Constant(idx, NR))])
-                bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, W * j)]), vec.as_pointer()),
-                                   align=4) for j in range(NV)]
-                a_col = builder.gep(a_base, [builder.mul(k, aks)])
-                for i in range(rows):
-                    av = splat_of(builder.load(builder.gep(a_col, [builder.mul(ars, ir.Constant(idx, i))])))
-                    for j in range(NV):
-                        builder.store(builder.call(fma, [av, bs[j], builder.load(accs[i][j])]), accs[i][j])
-
-            def store(with_bias, with_res):
-                lo_v, hi_v = splat_of(lo), splat_of(hi)
-                for i in range(rows):
-                    c_row = builder.gep(c_base, [builder.mul(ldc, ir.Constant(idx, i))])
-                    if with_bias:
-                        b_v = splat_of(builder.load(builder.gep(builder.inttoptr(bias_i, f32.as_pointer()),
-                                                                [ir.Constant(idx, i)])))
-                    if with_res:
-                        r_row = builder.gep(builder.inttoptr(res_i, f32.as_pointer()),
-                                            [builder.mul(ldr, ir.Constant(idx, i))])
-                    for j in range(NV):
-                        p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
-                        v = builder.load(accs[i][j])
-                        v = builder.select(add, builder.fadd(builder.load(p, align=4), v), v)
-                        if with_bias:
-                            v = builder.fadd(v, b_v)
-                            if with_res:
-                                q = builder.bitcast(builder.gep(r_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
-                                v = builder.fadd(v, builder.load(q, align=4))
-                            v = builder.select(builder.fcmp_ordered("<", v, lo_v), lo_v, v)
-                            v = builder.select(builder.fcmp_ordered(">", v, hi_v), hi_v, v)
-                        builder.store(v, p, align=4)
-
-            with builder.if_else(builder.icmp_signed("!=", bias_i, zero)) as (epilogue, plain):
-                with epilogue:
-                    with builder.if_else(builder.icmp_signed("!=", res_i, zero)) as (with_res, no_res):
-                        with with_res:
-                            store(True, True)
-                        with no_res:
-                            store(True, False)
-                with plain:
-                    store(False, False)
-
-        for rows in range(1, MR + 1):
-            with builder.if_then(builder.icmp_signed("==", mr, ir.Constant(idx, rows))):
-                with builder.if_else(builder.icmp_signed("!=", bo_i, zero)) as (indirect, packed):
-                    with indirect:
-                        rows_block(rows, True)
-                    with packed:
-                        rows_block(rows, False)
+        fn = _tile_function(builder.module, [a.type for a in args])
+        builder.call(fn, args)
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _tile_function(module, arg_types):
+    """The tile's LLVM function, its body built once per module: the GEMM calls it from two
+    places, and each inlined copy of its 8 row counts x 2 B modes x 3 stores cost ~1 s of LLVM."""
+    fn = cgutils.get_or_insert_function(module, ir.FunctionType(ir.VoidType(), arg_types), "onnxjit_sgemm_tile")
+    if not fn.is_declaration:
+        return fn
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    _tile_body(builder, fn.args)
+    builder.ret_void()
+    return fn
+
+
+def _tile_body(builder, args):
+    """The IR of _tile (see there) into builder."""
+    mr, ap_i, ars, aks, bp_i, bo_i, cp_i, ldc, kc, accum, bias_i, res_i, ldr, lo, hi = args
+    f32 = ir.FloatType()
+    vec = ir.VectorType(f32, W)
+    i32 = ir.IntType(32)
+    idx = ldc.type
+    a_base = builder.inttoptr(ap_i, f32.as_pointer())
+    b_base = builder.inttoptr(bp_i, f32.as_pointer())
+    c_base = builder.inttoptr(cp_i, f32.as_pointer())
+    bo_base = builder.inttoptr(bo_i, ir.IntType(64).as_pointer())
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{W}f32")
+    undef = ir.Constant(vec, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(i32, W), [0] * W)
+    add = builder.icmp_signed("!=", accum, ir.Constant(accum.type, 0))
+    zero = ir.Constant(idx, 0)
+
+    def splat_of(x):
+        return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat)
+
+    def rows_block(rows, indirect):
+        accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * W)) for _ in range(NV)]
+                for _ in range(rows)]
+        with cgutils.for_range(builder, kc) as loop:
+            k = loop.index
+            if indirect:
+                b_row = builder.gep(b_base, [builder.load(builder.gep(bo_base, [k]))])
+            else:
+                b_row = builder.gep(b_base, [builder.mul(k, ir.Constant(idx, NR))])
+            bs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(idx, W * j)]), vec.as_pointer()),
+                               align=4) for j in range(NV)]
+            a_col = builder.gep(a_base, [builder.mul(k, aks)])
+            for i in range(rows):
+                av = splat_of(builder.load(builder.gep(a_col, [builder.mul(ars, ir.Constant(idx, i))])))
+                for j in range(NV):
+                    builder.store(builder.call(fma, [av, bs[j], builder.load(accs[i][j])]), accs[i][j])
+
+        def store(with_bias, with_res):
+            lo_v, hi_v = splat_of(lo), splat_of(hi)
+            for i in range(rows):
+                c_row = builder.gep(c_base, [builder.mul(ldc, ir.Constant(idx, i))])
+                if with_bias:
+                    b_v = splat_of(builder.load(builder.gep(builder.inttoptr(bias_i, f32.as_pointer()),
+                                                            [ir.Constant(idx, i)])))
+                if with_res:
+                    r_row = builder.gep(builder.inttoptr(res_i, f32.as_pointer()),
+                                        [builder.mul(ldr, ir.Constant(idx, i))])
+                for j in range(NV):
+                    p = builder.bitcast(builder.gep(c_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
+                    v = builder.load(accs[i][j])
+                    v = builder.select(add, builder.fadd(builder.load(p, align=4), v), v)
+                    if with_bias:
+                        v = builder.fadd(v, b_v)
+                        if with_res:
+                            q = builder.bitcast(builder.gep(r_row, [ir.Constant(idx, W * j)]), vec.as_pointer())
+                            v = builder.fadd(v, builder.load(q, align=4))
+                        v = builder.select(builder.fcmp_ordered("<", v, lo_v), lo_v, v)
+                        v = builder.select(builder.fcmp_ordered(">", v, hi_v), hi_v, v)
+                    builder.store(v, p, align=4)
+
+        with builder.if_else(builder.icmp_signed("!=", bias_i, zero)) as (epilogue, plain):
+            with epilogue:
+                with builder.if_else(builder.icmp_signed("!=", res_i, zero)) as (with_res, no_res):
+                    with with_res:
+                        store(True, True)
+                    with no_res:
+                        store(True, False)
+            with plain:
+                store(False, False)
+
+    for rows in range(1, MR + 1):
+        with builder.if_then(builder.icmp_signed("==", mr, ir.Constant(idx, rows))):
+            with builder.if_else(builder.icmp_signed("!=", bo_i, zero)) as (indirect, packed):
+                with indirect:
+                    rows_block(rows, True)
+                with packed:
+                    rows_block(rows, False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -264,8 +284,12 @@ def _epilogue_value(v, bias, res, lo, hi):
     return clamp((v + bias) + res, lo, hi)
 
 
-@njit(cache=True, error_model="numpy")
-def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
+_I = types.intp
+SIGNATURE = types.void(*(_I,) * 15, types.float32, types.float32)
+
+
+@cfunc(SIGNATURE, cache=True, error_model="numpy")
+def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
     """Row-major C (M x N, rows ldc floats apart) = A @ B, the operands as addresses and
     non-negative element strides; where bias is not 0, C = clamp(C + bias[row] [+ R], lo, hi)
     (R at res, rows ldr apart, where res is not 0). B is one of three: strided (sb0, sb1 >= 0);
@@ -346,18 +370,9 @@ def _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo,
                     if epi != 0:
                         v = _epilogue_value(v, Bias[i0 + r], R[(i0 + r) * ldr + j0 + j] if res != 0 else 0, lo, hi)
                     C[(i0 + r) * ldc + j0 + j] = v
-    # the scratch arrays are read through addresses Numba cannot see: keep them alive
-    return ap[0, 0, 0] + bp[0, 0, 0] + ct[0, 0] + (bt[0] if indirect else 0)
-
-
-_I = types.intp
-SIGNATURE = types.void(*(_I,) * 15, types.float32, types.float32)
-
-
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
-def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
-    """_sgemm as a C callback (see the module docstring)."""
-    _sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi)
+    # the scratch arrays are read through addresses Numba cannot see: a use here (a store, which
+    # no dead-code pass removes) keeps them alive until every tile has run
+    ct[0, 0] = ap[0, 0, 0] + bp[0, 0, 0] + (bt[0] if indirect else 0)
 
 
 SYMBOL = "onnxjit_own_sgemm_v3"   # the ABI version: code cached against another fails to link, not crash

@@ -21,9 +21,11 @@ SIGNATURE = types.int64(*(_I,) * 18, types.float32, types.float32)
 SYMBOL = "onnxjit_window3x3_v1"
 
 
-@njit(cache=True, error_model="numpy")
-def _planes(xp, N, C, H, W, wp, M, bp, op, OH, OW, rp, s, ph, pw, t0, t1, epi, lo, hi):
-    """Planes t0 .. t1 (over N*M) of a depthwise conv with M // C filters a channel."""
+@cfunc(SIGNATURE, cache=True, error_model="numpy")
+def planes(xp, N, C, H, W, wp, M, bp, op, OH, OW, rp, s, ph, pw, t0, t1, epi, lo, hi):
+    """Planes t0 .. t1 (over N*M) of a depthwise conv with M // C filters a channel, as a C
+    callback (its body here, not in an njit function it calls: that one compiled twice, alone
+    and again linked into the callback, 1.3 s of a cold compile)."""
     mult = M // C
     b = carray(voidptr(bp), M, np.float32)
     for t in range(t0, t1):
@@ -32,12 +34,6 @@ def _planes(xp, N, C, H, W, wp, M, bp, op, OH, OW, rp, s, ph, pw, t0, t1, epi, l
         _plane(src, H, W, wp + 4 * 9 * m, op + 4 * t * OH * OW, OH, OW, s, ph, pw,
                rp + 4 * t * OH * OW if rp != 0 else 0, b[m], lo, hi, epi)
     return 0
-
-
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
-def planes(xp, N, C, H, W, wp, M, bp, op, OH, OW, rp, s, ph, pw, t0, t1, epi, lo, hi):
-    """_planes as a C callback."""
-    return _planes(xp, N, C, H, W, wp, M, bp, op, OH, OW, rp, s, ph, pw, t0, t1, epi, lo, hi)
 
 
 ll.add_symbol(SYMBOL, planes.address)
