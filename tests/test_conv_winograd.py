@@ -153,8 +153,11 @@ def test_cuda_lowering_keeps_conv_fused():
 
 
 # float32 (kernels/winograd.py): (N, C, M, H, W, pads, activation, residual). 64 channels at 40x40
-# is 400 tiles in two blocks (winograd.block_tiles), the second starting inside a tile row.
+# is 400 tiles in two blocks (winograd.block_tiles), the second starting inside a tile row; so is
+# 128 -> 96 channels at 30x30 (225 tiles; conv_par's output chunks of 12 channels at 2 threads).
 CASES32 = {
+    "two_images_residual": (2, 32, 32, 34, 34, (1, 1, 1, 1), ("Relu", {}), True),
+    "channels_two_blocks": (1, 128, 96, 30, 30, (1, 1, 1, 1), None, False),
     "relu_residual_two_images": (2, 32, 40, 14, 14, (1, 1, 1, 1), ("Relu", {}), True),
     "odd_sizes": (1, 40, 32, 15, 17, (1, 1, 1, 1), None, False),
     "pad0_hardswish": (1, 32, 48, 16, 19, (0, 0, 0, 0), ("HardSwish", {}), False),
