@@ -48,7 +48,10 @@ def _warm_load_seconds(model, target, cache_dir) -> float:
             "fn.run(random_feeds(fn)); print(time.perf_counter()-t, fn.stats['built'])")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", code, model, target, cache_dir], capture_output=True, text=True, env=env)
+    # cwd the cache dir: `python -c` puts the cwd first on sys.path, and run from a source tree other
+    # than the installed one the child imported that tree's compiler (another cache key) and compiled
+    out = subprocess.run([sys.executable, "-c", code, os.path.abspath(model), target, cache_dir], capture_output=True,
+                         text=True, env=env, cwd=cache_dir)
     if out.returncode:
         raise RuntimeError(out.stderr)
     seconds, built = out.stdout.split()
