@@ -262,7 +262,14 @@ def conv(x, u, b, out, pads_begin, res, act, alpha, beta, ws):
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_par(x, u, b, out, pads_begin, res, act, alpha, beta, ws, parts):
     """conv with each step of a block split `parts` ways: the input transform by channels, the
-    16 GEMMs by xi (8 each on 2 threads), the output transform by output channels."""
+    16 GEMMs by xi (8 each on 2 threads), the output transform by output channels.
+
+    Tried in session 19 and dropped: each thread taking its own part through all three steps (bands
+    of tiles, or output channels with the input transformed by both threads), so that no step
+    reads what the other thread wrote. Alone it beat this split where the VM's two vCPUs were in
+    one of their slow stretches (an empty parallel loop 2.6-3.8 us instead of 1.6; this conv 2-2.7x
+    slower there, 32 channels at 56x56 750-900 us against 330-480), but inside resnet18_half at 2
+    threads, interleaved in one process, it was slower: 6.7 ms a call against 5.7 (bands alone 8.8)."""
     C, M, TW, T, Tb = _setup(x, u, b, out, res, ws)
     cc, cg, cm = chunk_count(parts, C), chunk_count(parts, 16), chunk_count(parts, M)
     for n in range(x.shape[0]):
