@@ -123,6 +123,28 @@ def test_second_process_loads_from_disk_and_corruption_is_rebuilt(tmp_path):
     assert (built, loaded) == ("1", "0") and total3 == total
 
 
+def test_bytecode_is_cached_and_a_corrupt_one_is_not_run(tmp_path):
+    """The generated modules' bytecode is written with the entry (PYTHONDONTWRITEBYTECODE or
+    not); a .pyc whose contents the manifest does not name is dropped and the checked source
+    imported instead."""
+    import onnx
+    path = str(tmp_path / "m.onnx")
+    onnx.save(two_output_model(), path)
+    cache = str(tmp_path / "cache")
+    built, loaded, total = _run_in_new_process(LOAD, path, cache).split()
+    pycs = glob.glob(os.path.join(cache, "src", "__pycache__", "onnxjit_g_*.pyc"))
+    assert built == "1" and len(pycs) == 1
+    import builtins
+    import marshal
+    with open(pycs[0], "r+b") as f:      # well-formed bytecode, header and all, of other code
+        header = f.read(16)
+        f.seek(0)
+        f.write(header + marshal.dumps(builtins.compile("raise RuntimeError('unchecked bytecode ran')", "m", "exec")))
+        f.truncate()
+    built, loaded, total2 = _run_in_new_process(LOAD, path, cache).split()
+    assert (built, loaded) == ("0", "1") and total2 == total
+
+
 def test_runtime_imports_neither_compiler_targets_nor_onnx():
     out = _run_in_new_process("import sys, runtime; print(sorted(m for m in ('compiler', 'targets', 'onnx') if m in sys.modules))")
     assert out.strip() == "[]"
