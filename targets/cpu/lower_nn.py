@@ -66,11 +66,12 @@ def _conv(node, em):
     # conv_fused chooses at run time (CUDA's library has only conv_fused).
     chosen_here = w.is_const and em.KERNEL_DIR == CPU_KERNEL_DIR
     group, threads = int(attr(node, 'group', 1)), em.threads
-    if chosen_here and _one_position(x, w, out, group):
+    path = _kernel_of(node, geo, act) if chosen_here else None
+    if path == "gemv":
         # one input and output position an image: a fully connected layer (squeeze-excite)
         em.emit(f"{L}.conv_gemv({_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {res5}, {act}, {alpha}, {beta})")
         return
-    if chosen_here and _winograd32(node, geo, act):
+    if path == "winograd32":
         from .kernels import winograd   # compiles its transforms on first use only
         u = np.empty((16, w.shape[0], w.shape[1]), np.float32)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, np.float32).reshape(_as5(w.shape)), u)
@@ -81,7 +82,7 @@ def _conv(node, em):
         em.emit(f"{em.lib('winograd')}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
                 f"{res5}, {act}, {alpha}, {beta}, {ws}{tail})")
         return
-    if chosen_here and _winograd(node, geo):
+    if path == "winograd":
         # Filters are constants: transform them once, here, with the kernel library's own code.
         u = np.empty((16, w.shape[0], w.shape[1]), x.dtype)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, x.dtype).reshape(_as5(w.shape)), u)
@@ -90,8 +91,7 @@ def _conv(node, em):
         em.emit(f"{L}.{fn}({_view5(em, x)}, {em.const(u)}, {bias}, {out5}, {_p3(geo['pads_begin'], 0)}, "
                 f"{res5}, {act}, {alpha}, {beta}{tail})")
         return
-    tiles = chosen_here and ("conv_small" if _conv_small(x, w, out, geo, group, act)
-                             else "conv_lanes" if _conv_lanes(x, w, out, geo, group, act) else None)
+    tiles = path if path in ("conv_small", "conv_lanes") else None
     scale = node.input(4)     # x's per-channel scale, folded into the filters (conv_input_scale.py)
     if scale is not None and tiles != "conv_small":
         raise NotImplementedError("an input scale on a conv that conv_small does not take")
@@ -113,7 +113,7 @@ def _conv(node, em):
         split = f", {kernel.rows_first(w.shape)}" if tiles == "conv_small" else ""
         em.emit(f"{L4}.conv_par({args}, {parts}{split})" if parts > 1 else f"{L4}.conv({args})")
         return
-    if chosen_here and _pointwise(x, w, out, geo, group):
+    if path == "pointwise":
         L6 = em.lib("pointwise")
         m, k = w.shape[0], w.shape[1]
         parts = min(gemm_parts(em, m, k, int(np.prod(out.shape[2:])) * out.shape[0], CONV_PARALLEL_MACS, 1),
@@ -178,15 +178,31 @@ def _one_position(x, w, out, group) -> bool:
             and all(int(d) == 1 for d in (*x.shape[2:], *w.shape[2:], *out.shape[2:])))
 
 
-def takes_conv_small(node, geo, act) -> bool:
-    """Whether _conv lowers this Conv (constant filters, CPU kernels) on kernels/conv_small.py:
-    none of the branches before it (one-position GEMV, Winograd) takes it and conv_small's rule
-    holds. conv_input_scale.py folds scales only into such convs."""
+def _kernel_of(node, geo, act):
+    """The kernel _conv runs a conv with constant filters on (CPU library), the first that takes
+    it: "gemv", "winograd32", "winograd", "conv_small", "conv_lanes", "pointwise", or None for
+    _conv's later paths."""
     x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
     group = int(attr(node, "group", 1))
-    if not w.is_const or _one_position(x, w, out, group) or _winograd32(node, geo, act) or _winograd(node, geo):
-        return False
-    return _conv_small(x, w, out, geo, group, act)
+    if _one_position(x, w, out, group):
+        return "gemv"
+    if _winograd32(node, geo, act):
+        return "winograd32"
+    if _winograd(node, geo):
+        return "winograd"
+    if _conv_small(x, w, out, geo, group, act):
+        return "conv_small"
+    if _conv_lanes(x, w, out, geo, group, act):
+        return "conv_lanes"
+    if _pointwise(x, w, out, geo, group):
+        return "pointwise"
+    return None
+
+
+def takes_conv_small(node, geo, act) -> bool:
+    """Whether _conv lowers this Conv (constant filters, CPU kernels) on kernels/conv_small.py
+    (conv_input_scale.py folds scales only into such convs)."""
+    return node.inputs[1].is_const and _kernel_of(node, geo, act) == "conv_small"
 
 
 def _conv_small(x, w, out, geo, group, act):
