@@ -3,6 +3,7 @@ specialisation, each file checked by its sha256 before it is trusted."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import mmap
 import os
@@ -72,9 +73,9 @@ class Cache:
         for name, text in [(module, program["source"])] + sorted(program["libs"].items()):
             data = text.encode()
             path = os.path.join(self.src, name + ".py")
-            if not (os.path.exists(path) and _sha_file(path) == sha256(data)):
-                _atomic_write(path, data)
             files[name] = sha256(data)
+            if not (os.path.exists(path) and _sha_file(path) == files[name]):
+                _atomic_write(path, data)
             bytecode[name] = _write_bytecode(path)
         consts_path = os.path.join(self.root, "models", key, spec + ".bin")
         buf, layout = _pack(program["consts"])
@@ -111,7 +112,6 @@ class Cache:
 
     def import_graph(self, manifest: dict):
         """Import the generated module (Numba then loads its own cache) and return `graph`."""
-        import importlib
         with _lock:
             if self.src not in sys.path:
                 sys.path.insert(0, self.src)
@@ -125,7 +125,6 @@ def _write_bytecode(path: str) -> str | None:
     writing it (compiling a model's 16 modules from source took 0.16 s of each warm load); its
     sha256 for the manifest. Python checks it against the source's mtime and size, as for any
     import; _check_bytecode checks its contents."""
-    import importlib.util
     pyc = importlib.util.cache_from_source(path)
     try:
         fresh = os.path.getmtime(pyc) >= os.path.getmtime(path)
@@ -140,7 +139,6 @@ def _check_bytecode(path: str, digest: str | None) -> bool:
     """Removes the module's bytecode unless it is the one the manifest names: the import then
     compiles the source, whose sha256 lookup has checked (a corrupt .pyc is never run). False
     where a wrong one stays (a read-only cache): the entry is not loaded."""
-    import importlib.util
     pyc = importlib.util.cache_from_source(path)
     if digest is not None and _sha_file(pyc) == digest:
         return True
