@@ -5,6 +5,16 @@ to AVX-512 mask registers, AVX2 masked moves, or scalar code elsewhere."""
 from llvmlite import ir
 from numba.core import cgutils
 
+from .sgemm import _target_features
+
+# Whether masked vector accesses are cheap (AVX-512's mask registers). AVX2's masked moves are
+# not, on AMD's Zen 3 above all its masked stores: Winograd's input transform, a mask built for
+# every access and every store masked, took 0.18-0.32 ms for a block of 512 tiles of a 32-channel
+# 56x56 conv, about 50 ns a run of 8 tiles; with plain accesses inside the plane (split_masks)
+# and whole-run stores, 0.075 ms. Without cheap masks a masked store tests its mask and takes a
+# plain store when every lane is on.
+CHEAP_MASKS = "+avx512f" in _target_features().split(",")
+
 # The activation a kernel's epilogue applies in registers (nn maps its ACT_* codes onto these;
 # the others run over the finished plane).
 EPI_NONE, EPI_CLAMP, EPI_HARDSWISH = 0, 1, 2
@@ -84,11 +94,36 @@ class Vec:
         return self.b.call(self._mload, [p, ir.Constant(self.i32, 4), mask, fill or self.zero])
 
     def store(self, v, row, col, mask=None):
-        p = self.b.bitcast(self.b.gep(row, [col]), self.vec.as_pointer())
+        b = self.b
+        p = b.bitcast(b.gep(row, [col]), self.vec.as_pointer())
         if mask is None:
-            self.b.store(v, p, align=4)
+            b.store(v, p, align=4)
+        elif CHEAP_MASKS:
+            b.call(self._mstore, [v, p, ir.Constant(self.i32, 4), mask])
         else:
-            self.b.call(self._mstore, [v, p, ir.Constant(self.i32, 4), mask])
+            with b.if_else(self.all_on(mask), likely=True) as (full, part):
+                with full:
+                    b.store(v, p, align=4)
+                with part:
+                    b.call(self._mstore, [v, p, ir.Constant(self.i32, 4), mask])
+
+    def split_masks(self, interior, emit):
+        """emit(masked) for a block of accesses: once, masked, where masks are cheap; else twice,
+        without masks where `interior` (an i1: every access of the block has all lanes on) and
+        with them otherwise."""
+        if CHEAP_MASKS:
+            emit(True)
+            return
+        with self.b.if_else(interior, likely=True) as (plain, masked):
+            with plain:
+                emit(False)
+            with masked:
+                emit(True)
+
+    def all_on(self, mask):
+        """Whether every lane of mask is on (an i1)."""
+        bits = ir.IntType(self.VW)
+        return self.b.icmp_unsigned("==", self.b.bitcast(mask, bits), ir.Constant(bits, (1 << self.VW) - 1))
 
     def fma(self, a, x, acc):
         return self.b.call(self._fma, [a, x, acc])

@@ -13,6 +13,8 @@ columns are interleaved back the same way. Each transform is a C callback, compi
 
 The earlier float64 Winograd in nn.py (Numba transforms, the BLAS) ran a 32-channel 56x56 conv
 in 2.0-2.6 ms; this one in about 0.3 ms, where the implicit GEMM took 0.53."""
+import functools
+
 import llvmlite.binding as ll
 import numpy as np
 from numba import cfunc, prange, types
@@ -24,7 +26,7 @@ from .jit import njit
 from .nn import vec_epilogue
 from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch
+from .vecir import CHEAP_MASKS, EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch
 
 
 def _tile_blocks(builder, V, TW, t0, t1, body):
@@ -61,20 +63,35 @@ def _input_tiles(typingctx, xp, H, W, ph, pw, TW, t0, t1, vp, vs):
         def body(th, tw0, m_out, q, end):
             col = builder.sub(builder.mul(tw0, const(2)), pw)
             cols = [builder.add(col, const(o)) for o in (0, VW, 2, VW + 2)]
-            masks = [V.inside(c, Wd) for c in cols]
-            d = []
-            for i in range(4):
-                ih = builder.add(builder.sub(builder.mul(th, const(2)), ph), const(i))
-                ok = builder.and_(builder.icmp_signed(">=", ih, c0), builder.icmp_signed("<", ih, H))
-                row = builder.gep(x_base, [builder.mul(builder.select(ok, ih, c0), Wd)])   # outside: read nothing
-                a, b, c, e = (V.load(row, c_, builder.and_(m, V.splat(ok))) for c_, m in zip(cols, masks))
-                d.append([V.evens(a, b), V.odds(a, b), V.evens(c, e), V.odds(c, e)])
-            rows_t = [[fsub(d[0][j], d[2][j]) for j in range(4)], [fadd(d[1][j], d[2][j]) for j in range(4)],
-                      [fsub(d[2][j], d[1][j]) for j in range(4)], [fsub(d[1][j], d[3][j]) for j in range(4)]]
-            for i, e in enumerate(rows_t):
-                vals = (fsub(e[0], e[2]), fadd(e[1], e[2]), fsub(e[2], e[1]), fsub(e[1], e[3]))
-                for j, v in enumerate(vals):
-                    V.store(v, builder.gep(v_base, [builder.mul(const(4 * i + j), vs)]), q, m_out)
+            ih0 = builder.sub(builder.mul(th, const(2)), ph)
+
+            def run(masked):
+                masks = [V.inside(c, Wd) for c in cols] if masked else [None] * 4
+                d = []
+                for i in range(4):
+                    ih = builder.add(ih0, const(i))
+                    if masked:
+                        ok = builder.and_(builder.icmp_signed(">=", ih, c0), builder.icmp_signed("<", ih, H))
+                        row = builder.gep(x_base, [builder.mul(builder.select(ok, ih, c0), Wd)])   # outside: read nothing
+                        a, b, c, e = (V.load(row, c_, builder.and_(m, V.splat(ok))) for c_, m in zip(cols, masks))
+                    else:
+                        row = builder.gep(x_base, [builder.mul(ih, Wd)])
+                        a, b, c, e = (V.load(row, c_) for c_ in cols)
+                    d.append([V.evens(a, b), V.odds(a, b), V.evens(c, e), V.odds(c, e)])
+                rows_t = [[fsub(d[0][j], d[2][j]) for j in range(4)], [fadd(d[1][j], d[2][j]) for j in range(4)],
+                          [fsub(d[2][j], d[1][j]) for j in range(4)], [fsub(d[1][j], d[3][j]) for j in range(4)]]
+                for i, e in enumerate(rows_t):
+                    vals = (fsub(e[0], e[2]), fadd(e[1], e[2]), fsub(e[2], e[1]), fsub(e[1], e[3]))
+                    for j, v in enumerate(vals):
+                        V.store(v, builder.gep(v_base, [builder.mul(const(4 * i + j), vs)]), q, m_out if CHEAP_MASKS else None)
+
+            # inside: all 4 rows and the 2 * VW + 2 columns in the plane. Without cheap masks the
+            # stores are whole runs of VW tiles: the lanes past the run's last tile land on the
+            # next tile row's first tiles, written after (this channel's tiles run in order), or,
+            # at the block's end, in its row's slack (v_stride)
+            inside = [builder.icmp_signed(">=", ih0, c0), builder.icmp_signed("<=", builder.add(ih0, const(4)), H),
+                      builder.icmp_signed(">=", col, c0), builder.icmp_signed("<=", builder.add(col, const(2 * VW + 2)), Wd)]
+            V.split_masks(functools.reduce(builder.and_, inside), run)
 
         _tile_blocks(builder, V, TW, t0, t1, body)
         return context.get_dummy_value()
@@ -99,27 +116,35 @@ def _output_tiles(typingctx, mp, ms, TW, t0, t1, op, OH, OW, rp, bias, lo, hi, e
 
         def tiles(with_res, kind):
             def body(th, tw0, m_in, q, end):
-                m = [V.load(builder.gep(m_base, [builder.mul(const(k), ms)]), q, m_in) for k in range(16)]
-                z = [(fadd(fadd(m[4 * i], m[4 * i + 1]), m[4 * i + 2]), fsub(fsub(m[4 * i + 1], m[4 * i + 2]), m[4 * i + 3]))
-                     for i in range(4)]
                 col = builder.mul(tw0, const(2))
                 halves = (col, builder.add(col, const(VW)))
                 # the range's own columns only: another block (another thread) writes the rest of the row
                 last = builder.mul(end, const(2))
                 last = builder.select(builder.icmp_signed("<", OW, last), OW, last)
-                masks = [V.inside(c, last) for c in halves]
-                for r in range(2):
-                    if r == 0:
-                        y = [fadd(fadd(z[0][c], z[1][c]), z[2][c]) for c in range(2)]
-                    else:
-                        y = [fsub(fsub(z[1][c], z[2][c]), z[3][c]) for c in range(2)]
-                    oh = builder.add(builder.mul(th, const(2)), const(r))
-                    with builder.if_then(builder.icmp_signed("<", oh, OH)):
-                        o_row = builder.gep(o_base, [builder.mul(oh, OW)])
-                        r_row = builder.gep(r_base, [builder.mul(oh, OW)])
-                        for v, c, mk in zip(V.interleave(y[0], y[1]), halves, masks):
-                            res_v = V.load(r_row, c, mk) if with_res else None
-                            V.store(V.epilogue(v, bias_v, res_v, kind, lo_v, hi_v), o_row, c, mk)
+
+                def run(masked):
+                    m = [V.load(builder.gep(m_base, [builder.mul(const(k), ms)]), q, m_in if masked else None)
+                         for k in range(16)]
+                    z = [(fadd(fadd(m[4 * i], m[4 * i + 1]), m[4 * i + 2]), fsub(fsub(m[4 * i + 1], m[4 * i + 2]), m[4 * i + 3]))
+                         for i in range(4)]
+                    masks = [V.inside(c, last) for c in halves] if masked else [None, None]
+                    for r in range(2):
+                        if r == 0:
+                            y = [fadd(fadd(z[0][c], z[1][c]), z[2][c]) for c in range(2)]
+                        else:
+                            y = [fsub(fsub(z[1][c], z[2][c]), z[3][c]) for c in range(2)]
+                        oh = builder.add(builder.mul(th, const(2)), const(r))
+                        with builder.if_then(builder.icmp_signed("<", oh, OH)):
+                            o_row = builder.gep(o_base, [builder.mul(oh, OW)])
+                            r_row = builder.gep(r_base, [builder.mul(oh, OW)])
+                            for v, c, mk in zip(V.interleave(y[0], y[1]), halves, masks):
+                                res_v = V.load(r_row, c, mk) if with_res else None
+                                V.store(V.epilogue(v, bias_v, res_v, kind, lo_v, hi_v), o_row, c, mk)
+
+                # VW tiles in the run, and its 2 * VW columns all its own
+                full = builder.and_(builder.icmp_signed(">=", builder.sub(end, tw0), const(VW)),
+                                    builder.icmp_signed("<=", builder.add(col, const(2 * VW)), last))
+                V.split_masks(full, run)
 
             _tile_blocks(builder, V, TW, t0, t1, body)
 
@@ -195,7 +220,19 @@ def workspace(x_shape, out_shape):
     (glibc maps blocks that large) and their faults took 1.2 ms, four times the conv."""
     C, M = x_shape[1], out_shape[1]
     T = ((out_shape[3] + 1) // 2) * ((out_shape[4] + 1) // 2)
-    return 16 * (C + M) * block_tiles(C, M, T)
+    Tb = block_tiles(C, M, T)
+    return 16 * (C * v_stride(Tb) + M * Tb)
+
+
+@njit(cache=True, error_model="numpy")
+def v_stride(nt):
+    """Floats from one channel's row of V to the next for blocks of nt tiles: nt + VW in whole
+    cache lines (the input transform stores whole runs of VW tiles, see _input_tiles), and a line
+    more where that is a multiple of 512 bytes. The GEMM reads a 16-column panel
+    of V down its C rows; 512 tiles (2 KB) apart, those rows fell in 2 of the 64 sets of the Zen 3's
+    L1 (8 ways), and the panel, read again for each 6-row tile of U, came from L2."""
+    r = (nt + VW + 15) // 16 * 16
+    return r + 16 if r % 128 == 0 else r
 
 
 @njit(cache=True, error_model="numpy")
@@ -209,14 +246,17 @@ def _setup(x, u, b, out, res, ws):
 
 @njit(cache=True, error_model="numpy")
 def _views(ws, C, M, nt):
-    """V (16, C, nt) and M (16, M, nt) of a block of nt tiles, C-contiguous views of ws (typed as
-    the other callers of gemm_implicit type theirs: no specialisations of its own to compile)."""
-    return ws[:16 * C * nt].reshape((16, C, nt)), ws[16 * C * nt:16 * (C + M) * nt].reshape((16, M, nt))
+    """V (16, C, v_stride(nt)) (each row's first nt floats used) and M (16, M, nt) of a block of nt
+    tiles, C-contiguous views of ws (typed as the other callers of gemm_implicit type theirs: no
+    specialisations of its own to compile)."""
+    r = v_stride(nt)
+    return ws[:16 * C * r].reshape((16, C, r)), ws[16 * C * r:16 * (C * r + M * nt)].reshape((16, M, nt))
 
 
 @njit(cache=True, error_model="numpy")
 def _inputs(x, n, TW, t0, t1, c0, c1, pads_begin, v):
-    """V[:, c, :t1 - t0] for the tiles t0 .. t1 of channels c0 .. c1 of image n."""
+    """V[:, c, :t1 - t0] for the tiles t0 .. t1 of channels c0 .. c1 of image n (V's rows
+    v.shape[2] floats apart)."""
     C, H, W, nt = x.shape[1], x.shape[3], x.shape[4], v.shape[2]
     for c in range(c0, c1):
         _input(x.ctypes.data + 4 * (n * C + c) * H * W, H, W, pads_begin[1], pads_begin[2], TW, t0, t1,
@@ -225,7 +265,7 @@ def _inputs(x, n, TW, t0, t1, c0, c1, pads_begin, v):
 
 @njit(cache=True, error_model="numpy")
 def _gemms(u, v, mt, k0, k1):
-    """M[xi] = U[xi] @ V[xi] for xi in k0 .. k1 (V's rows read in place)."""
+    """M[xi] = U[xi] @ V[xi][:, :M's columns] for xi in k0 .. k1 (V's rows read in place)."""
     offs = np.arange(v.shape[1]) * v.shape[2]
     for k in range(k0, k1):
         gemm_implicit(u[k], v[k].reshape(-1), offs, mt[k], u[0, 0, :0], mt[0, :0], np.float32(-np.inf), np.float32(np.inf))
