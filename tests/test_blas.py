@@ -73,26 +73,52 @@ def test_gemm_packed(mkn, parts):
 
 
 @pytest.mark.parametrize("kn", [(784, 512), (37, 13), (1, 5), (0, 4), (9, 1)])
-@pytest.mark.parametrize("parts", [1, 2, 3])
-def test_gemv_transposed_weight(kn, parts):
-    """A row times a constant kept transposed (linalg.gemv_t): short and long dots, empty K,
-    row bands as the lowering splits them; a NaN in the row reaches every output (the sums
-    are reassociated, not assumed finite)."""
+def test_gemv_transposed_weight(kn):
+    """A row times a weight kept transposed (linalg.gemv_t, conv_gemv's product): short and long
+    dots, empty K; a NaN in the row reaches every output (the sums are reassociated, not
+    assumed finite)."""
     from targets.cpu.kernels import linalg
     k, n = kn
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(k).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
     wt, out = np.ascontiguousarray(w.T), np.full(n + 2, 7, np.float32)
-    call = (lambda *a: linalg.gemv_t(*a)) if parts == 1 else (lambda *a: linalg.gemv_t_par(*a, parts))
-    call(x, wt, out[:n])
+    linalg.gemv_t(x, wt, out[:n])
     np.testing.assert_allclose(out[:n], x.astype(np.float64) @ w, rtol=1e-4, atol=1e-5 * max(1, np.sqrt(k)))
     assert (out[n:] == 7).all()
     if k:
         x[k // 2] = np.nan
-        call(x, wt, out[:n])
+        linalg.gemv_t(x, wt, out[:n])
         assert np.isnan(out[:n]).all()
     with pytest.raises(ValueError):
-        call(x, wt[:, 1:] if k else wt[1:], out[:n])
+        linalg.gemv_t(x, wt[:, 1:] if k else wt[1:], out[:n])
+
+
+@pytest.mark.parametrize("kn", [(784, 512), (512, 10), (37, 13), (300, 45), (64, 100), (1, 5), (0, 4), (9, 1), (5, 0)])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_gemv_packed(kn, parts):
+    """A row times a constant packed in bands (gemv_acc.pack_bands, linalg.gemv_packed): whole
+    vectors and a ragged tail, more bands than vectors, empty K or N; a NaN in the row
+    reaches every output; a packing that does not match is refused."""
+    from targets.cpu.kernels import gemv_acc, linalg
+    k, n = kn
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal(k).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    bp, tail, bands = gemv_acc.pack_bands(w, parts)
+    assert bands.shape == (parts, 3) and tail.shape == (n % gemv_acc.VW, k)
+    out = np.full(n + 2, 7, np.float32)
+    call = linalg.gemv_packed if parts == 1 else linalg.gemv_packed_par
+    call(x, bp, tail, out[:n], bands)
+    np.testing.assert_allclose(out[:n], x.astype(np.float64) @ w, rtol=1e-4, atol=1e-5 * max(1, np.sqrt(k)))
+    assert (out[n:] == 7).all()
+    if k and n:
+        x[k // 2] = np.nan
+        call(x, bp, tail, out[:n], bands)
+        assert np.isnan(out[:n]).all()
+    with pytest.raises(ValueError):
+        call(x, bp, tail, out[:n + 1], bands)
+    if n >= gemv_acc.VW:
+        with pytest.raises(ValueError):
+            call(x, bp[:-1], tail, out[:n], bands)
 
 
 @pytest.mark.parametrize("mkn", [(8, 5, 32), (13, 600, 45), (64, 37, 200), (3, 300, 7), (256, 2304, 61)])

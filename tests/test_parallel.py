@@ -84,8 +84,8 @@ def _tall_thin():
 
 
 def _mlp_row():
-    """Batch-1 Gemm layers: a row times a 784x512 and a 512x512 constant (its rows in bands
-    on 2 threads), then a 512x10 one (serial)."""
+    """Batch-1 Gemm layers: a row times a 784x512 and a 512x512 constant (their columns in
+    bands on 2 threads), then a 512x10 one (serial)."""
     w = lambda *s: (RNG.standard_normal(s) / np.sqrt(s[-1])).astype(np.float32)   # noqa: E731
     inits = {"w1": w(512, 784), "b1": w(512), "w2": w(512, 512), "b2": w(512), "w3": w(10, 512), "b3": w(10)}
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"], transB=1), helper.make_node("Relu", ["h1"], ["r1"]),
@@ -161,11 +161,11 @@ def test_strided_padded_1x1_conv_the_inputs_size_is_not_pointwise(tmp_path):
     assert "conv_gemm_par(" in _sources(str(tmp_path))
 
 
-def test_mlp_row_splits_its_weights_by_rows(tmp_path):
+def test_mlp_row_splits_its_weights_in_column_bands(tmp_path):
     m, feeds = _mlp_row()
     compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)
     text = _sources(str(tmp_path))
-    assert text.count("gemv_t_par(") == 2 and text.count("gemv_t(") == 1 and "gemm_" not in text
+    assert text.count("gemv_packed_par(") == 2 and text.count("gemv_packed(") == 1 and "gemm_" not in text
 
 
 def test_row_by_an_input_splits_by_columns(tmp_path):

@@ -14,7 +14,7 @@ from compiler.registry import DOMAINS, STD, domain_key
 
 from . import elementwise, source
 from .emitter import Emitter
-from .kernels import blas, sgemm
+from .kernels import blas, gemv_acc, sgemm
 from .kernels import reduce as reduce_kernels
 
 LOWER: dict = {}   # standard ops by name, other domains by (domain, name)
@@ -370,7 +370,7 @@ def gemm_parts(em, m: int, k: int, n: int, min_macs: int = PARALLEL_GEMM_MACS,
 
 
 # A row times a matrix of this many elements or more is split by columns (gemm_cols; a
-# constant one, kept transposed, by rows of the transpose: gemv_t_par): the
+# constant one in bands of gemv_acc's packing: gemv_packed_par): the
 # bench MLP's 784x512 and 512x512 layers (2.7 MB of weights with the last) ran ~3x faster
 # on 2 threads in onnxruntime, each core's 2 MB L2 then holding its half of them.
 PARALLEL_GEMV_ELEMENTS = 1 << 17
@@ -418,11 +418,11 @@ def _matmul(node, em):
     nb = int(np.prod(batch, dtype=np.int64))
     res = em.alloc(out)
     if out.dtype == np.float32 and b.const is not None and len(b2) == 2 and nb * m == 1:
-        # one row by a constant: the weight travels transposed, one contiguous dot an output
-        wt = em.const(np.ascontiguousarray(np.asarray(b.const).reshape(k, n).T))
-        args = f"{em[a]}.reshape({k}), {wt}, {res}.reshape({n})"
+        # one row by a constant: the weight travels packed for gemv_acc's kernel, in a band a thread
         parts = gemv_parts(em, k, n)
-        em.emit(f"{em.lib('linalg')}.gemv_t_par({args}, {parts})" if parts > 1 else f"{em.lib('linalg')}.gemv_t({args})")
+        bp, tail, bands = (em.const(c) for c in gemv_acc.pack_bands(np.asarray(b.const).reshape(k, n), parts))
+        args = f"{em[a]}.reshape({k}), {bp}, {tail}, {res}.reshape({n}), {bands}"
+        em.emit(f"{em.lib('linalg')}.gemv_packed{'_par' if parts > 1 else ''}({args})")
         return
     if out.dtype.kind == "f" and len(b2) == 2 and nb * m == 1 and n >= GEMV_MIN_N:   # one row: BLAS gemv
         args = f"{em[a]}.reshape({k}), {em[b]}.reshape({source.ints((k, n))}), {res}.reshape({n})"

@@ -101,3 +101,18 @@ def accumulate(bp, h, g):
             or (K > 1 and h.strides[0] != 4) or (NP > 1 and g.strides[0] != 4)):
         raise ValueError("gemv_acc: the packing, h and g do not match")
     _accumulate(bp.ctypes.data, h.ctypes.data, g.ctypes.data, K, NP)
+
+
+def pack_bands(b, parts: int):
+    """A constant B (K x N) for linalg.gemv_packed at compile time: its whole vectors of
+    columns cut into `parts` bands as even as whole vectors allow, each band packed (pack)
+    and the packings laid end to end, so each thread streams one contiguous run; the last
+    N mod VW columns transposed (rows of K), for plain dot products. Returns (packed,
+    tail (N mod VW, K), bands (parts, 3) int64: first column, end column, packing offset)."""
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    K, N = b.shape
+    vectors = N // VW
+    cuts = [p * vectors // parts * VW for p in range(parts + 1)]
+    bands = np.array([(lo, hi, K * lo) for lo, hi in zip(cuts, cuts[1:])], np.int64).reshape(parts, 3)
+    packed = np.concatenate([pack(b[:, lo:hi]) for lo, hi in zip(cuts, cuts[1:])] + [np.zeros(0, np.float32)])
+    return packed, np.ascontiguousarray(b[:, cuts[-1]:].T), bands
