@@ -85,8 +85,14 @@ def geomean(xs):
 def environment():
     import numba
     import onnxruntime
+    from llvmlite import binding as llvm
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    # The CPU as LLVM (so Numba) sees it: the kernels differ with it (AVX-512 or AVX2 micro-
+    # kernels, vector widths), and a VM of this project has been a Zen 3 one session, a Zen 4
+    # the next: results of two runs compare only on the same CPU.
+    features = llvm.get_host_cpu_features()
     return {"host": socket.gethostname(), "cpu": platform.processor() or platform.machine(),
+            "llvm_cpu": llvm.get_host_cpu_name(), "avx512": bool(features.get("avx512f")),
             "cores": os.cpu_count(), "python": platform.python_version(), "numba": numba.__version__,
             "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "commit": commit.strip(),
             "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
@@ -100,7 +106,7 @@ def markdown(result):
     """One row per model and thread count, then the geometric mean of the ratio per thread count."""
     env = result["env"]
     out = [f"# onnxjit vs onnxruntime, {result['date']} on {env['host']}",
-           "", f"{env['cores']} cores, load {fmt(env['load'], '.1f')} at start; numba {env['numba']}, "
+           "", f"{env['cores']} cores ({env.get('llvm_cpu', '?')}, {'AVX-512' if env.get('avx512') else 'no AVX-512'}), load {fmt(env['load'], '.1f')} at start; numba {env['numba']}, "
            f"onnxruntime {env['onnxruntime']}, commit {env['commit']}; BLAS threads {result['blas_threads']}; median of up to {result['repeat']} timed calls, "
            f"interleaved in blocks of {result.get('block', 1)} after a {result.get('gap_s', 0) * 1e3:.0f} ms pause and one untimed call per engine and block. Cold compile: compile() + first call, empty cache, new process; warm load: the same from the "
            "disk cache in another new process (imports not counted). Ratio < 1: onnxjit is faster.",
