@@ -93,23 +93,27 @@ def test_gemv_transposed_weight(kn):
         linalg.gemv_t(x, wt[:, 1:] if k else wt[1:], out[:n])
 
 
-@pytest.mark.parametrize("kn", [(784, 512), (512, 10), (37, 13), (300, 45), (64, 100), (1, 5), (0, 4), (9, 1), (5, 0)])
+@pytest.mark.parametrize("kn", [(784, 512), (512, 10), (4096, 1000), (37, 13), (300, 45), (64, 100), (1, 5), (0, 4), (9, 1), (5, 0)])
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_gemv_packed(kn, parts):
     """A row times a constant packed in bands (gemv_acc.pack_bands, linalg.gemv_packed): whole
-    vectors and a ragged tail, more bands than vectors, empty K or N; a NaN in the row
-    reaches every output; a packing that does not match is refused."""
+    vectors and a ragged tail, more bands than vectors, empty K or N; equal columns give
+    equal outputs, the tail's too (a softmax over large logits tells them apart); a NaN in
+    the row reaches every output; a packing that does not match is refused."""
     from targets.cpu.kernels import gemv_acc, linalg
     k, n = kn
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(k).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
     bp, tail, bands = gemv_acc.pack_bands(w, parts)
-    assert bands.shape == (parts, 3) and tail.shape == (n % gemv_acc.VW, k)
+    assert bands.shape == (parts, 3) and tail.shape == (k, n % gemv_acc.VW)
     out = np.full(n + 2, 7, np.float32)
     call = linalg.gemv_packed if parts == 1 else linalg.gemv_packed_par
     call(x, bp, tail, out[:n], bands)
     np.testing.assert_allclose(out[:n], x.astype(np.float64) @ w, rtol=1e-4, atol=1e-5 * max(1, np.sqrt(k)))
     assert (out[n:] == 7).all()
+    same = gemv_acc.pack_bands(np.full((k, n), 0.37, np.float32), parts)
+    call(x, same[0], same[1], out[:n], same[2])
+    assert (out[:n] == out[0]).all()
     if k and n:
         x[k // 2] = np.nan
         call(x, bp, tail, out[:n], bands)

@@ -107,12 +107,40 @@ def pack_bands(b, parts: int):
     """A constant B (K x N) for linalg.gemv_packed at compile time: its whole vectors of
     columns cut into `parts` bands as even as whole vectors allow, each band packed (pack)
     and the packings laid end to end, so each thread streams one contiguous run; the last
-    N mod VW columns transposed (rows of K), for plain dot products. Returns (packed,
-    tail (N mod VW, K), bands (parts, 3) int64: first column, end column, packing offset)."""
+    N mod VW columns as they are (K x N mod VW), for tail. Returns (packed, tail columns,
+    bands (parts, 3) int64: first column, end column, packing offset)."""
     b = np.ascontiguousarray(b, dtype=np.float32)
     K, N = b.shape
     vectors = N // VW
     cuts = [p * vectors // parts * VW for p in range(parts + 1)]
     bands = np.array([(lo, hi, K * lo) for lo, hi in zip(cuts, cuts[1:])], np.int64).reshape(parts, 3)
     packed = np.concatenate([pack(b[:, lo:hi]) for lo, hi in zip(cuts, cuts[1:])] + [np.zeros(0, np.float32)])
-    return packed, np.ascontiguousarray(b[:, cuts[-1]:].T), bands
+    return packed, np.ascontiguousarray(b[:, cuts[-1]:]), bands
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma), as the kernel's vector lanes compute it."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f32 = ir.FloatType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f32, [f32] * 3), "llvm.fma.f32")
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(cache=True, error_model="numpy")
+def tail(t, h, g):
+    """g = h @ T for the few columns T (K x r, r < VW) that fill no vector, with the kernel's
+    arithmetic in each column: one fused multiply-add a row, rows in order from zero. So every
+    column of a product is rounded alike: a softmax over logits in the thousands, all equal
+    in the light models' weights, turned the 8 columns left over from 1000 (dot products,
+    summed in another order) into the only nonzero outputs."""
+    r = t.shape[1]
+    g[:r] = 0
+    for k in range(t.shape[0]):
+        hk = np.float32(h[k])
+        for j in range(r):
+            g[j] = _fma32(hk, t[k, j], g[j])

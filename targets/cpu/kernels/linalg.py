@@ -3,7 +3,7 @@ import numpy as np
 from numba import prange
 
 from .blas import dot, gemm_packed as _gemm_packed
-from .gemv_acc import accumulate, VW
+from .gemv_acc import accumulate, tail as _gemv_tail, VW
 from .jit import njit
 from .sgemm import NR
 
@@ -88,8 +88,8 @@ def gemv_packed_par(x, bp, tail, out, bands):
 def _gemv_packed_check(x, bp, tail, out, bands):
     """Refuses a packing that does not match x and out (before any thread starts: the kernel
     indexes unchecked, and an exception inside a parallel loop is not raised cleanly)."""
-    k, full, nb = x.shape[0], out.shape[0] - tail.shape[0], bands.shape[0]
-    ok = (nb > 0 and bands.shape[1] == 3 and bands[nb - 1, 1] == full and (tail.shape[0] == 0 or tail.shape[1] == k)
+    k, full, nb = x.shape[0], out.shape[0] - tail.shape[1], bands.shape[0]
+    ok = (nb > 0 and bands.shape[1] == 3 and bands[nb - 1, 1] == full and (tail.shape[1] == 0 or tail.shape[0] == k)
           and (k < 2 or x.strides[0] == 4) and (out.shape[0] < 2 or out.strides[0] == 4))
     end = 0
     for p in range(nb):
@@ -103,13 +103,13 @@ def _gemv_packed_check(x, bp, tail, out, bands):
 @njit(cache=True, error_model="numpy")
 def _gemv_band(x, bp, tail, out, bands, p):
     """Band p of gemv_packed (the last band also the tail's columns; bands checked before)."""
-    k, full, nb = x.shape[0], out.shape[0] - tail.shape[0], bands.shape[0]
+    k, full, nb = x.shape[0], out.shape[0] - tail.shape[1], bands.shape[0]
     lo, hi, off = bands[p, 0], bands[p, 1], bands[p, 2]
     g = out[lo:hi]
     g[:] = 0
     accumulate(bp[off:off + k * (hi - lo)], x, g)
-    if p == nb - 1 and tail.shape[0] > 0:
-        _dot_rows(x, tail, out[full:], 0, tail.shape[0])
+    if p == nb - 1 and tail.shape[1] > 0:
+        _gemv_tail(tail, x, out[full:])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
