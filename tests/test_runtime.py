@@ -220,3 +220,40 @@ def test_cached_constants_are_64_byte_aligned_and_writable(tmp_path):
         for a, g in zip(arrays, got):
             np.testing.assert_array_equal(g, a)
             assert g.ctypes.data % ALIGN == 0 and g.flags.writeable
+
+
+_PIN_SCRIPT = """
+import json, os, threading
+import numpy as np
+from runtime import threads
+before = sorted(os.sched_getaffinity(0))
+threads.configure(2)
+ids = np.zeros(2, np.int64)
+threads._thread_ids(ids)
+later = []
+t = threading.Thread(target=lambda: later.append(sorted(os.sched_getaffinity(0))))
+t.start(); t.join()
+print(json.dumps({"before": before, "main": sorted(os.sched_getaffinity(0)), "later": later[0],
+                  "caller": threading.get_native_id(), "ids": ids.tolist(),
+                  "masks": [sorted(os.sched_getaffinity(i)) for i in ids.tolist()]}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning needs Linux and two CPUs")
+@pytest.mark.parametrize("pin", ["1", "0"])
+def test_openmp_workers_are_pinned_and_the_caller_is_not(pin):
+    """runtime.threads.pin_workers: the worker thread of a 2-thread parallel loop on a CPU of its
+    own, the caller's mask and that of a thread it starts after unchanged; ONNXJIT_PIN_THREADS=0
+    pins nothing."""
+    import json
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_PROC_BIND", "GOMP_CPU_AFFINITY")}
+    env.update(NUMBA_NUM_THREADS="2", ONNXJIT_PIN_THREADS=pin)
+    out = subprocess.run([sys.executable, "-c", _PIN_SCRIPT], env=env, capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["main"] == r["before"] and r["later"] == r["before"]
+    assert r["ids"][0] == r["caller"] and r["ids"][1] != r["caller"]
+    assert r["masks"][0] == r["before"]
+    assert r["masks"][1] == ([r["before"][1]] if pin == "1" else r["before"])
