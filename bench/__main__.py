@@ -85,14 +85,14 @@ def geomean(xs):
 def environment():
     import numba
     import onnxruntime
-    from llvmlite import binding as llvm
+    from runtime.cache import environment_key
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    # The CPU as LLVM (so Numba) sees it: the kernels differ with it (AVX-512 or AVX2 micro-
-    # kernels, vector widths), and a VM of this project has been a Zen 3 one session, a Zen 4
-    # the next: results of two runs compare only on the same CPU.
-    features = llvm.get_host_cpu_features()
+    # The CPU the kernels are built for, as the cache keys them (NUMBA_CPU_NAME / _FEATURES, else
+    # the host): they differ with it (AVX-512 or AVX2 micro-kernels, vector widths), and a VM of
+    # this project has been a Zen 3 one session, a Zen 4 the next: results compare only on one CPU.
+    target = environment_key()
     return {"host": socket.gethostname(), "cpu": platform.processor() or platform.machine(),
-            "llvm_cpu": llvm.get_host_cpu_name(), "avx512": bool(features.get("avx512f")),
+            "llvm_cpu": target["cpu"], "avx512": "+avx512f" in target["features"].split(","),
             "cores": os.cpu_count(), "python": platform.python_version(), "numba": numba.__version__,
             "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "commit": commit.strip(),
             "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}

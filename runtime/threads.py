@@ -102,13 +102,15 @@ def pin_workers(threads: int) -> None:
         return
     try:
         cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return
         ids = np.zeros(threads, np.int64)
         _thread_ids(ids)
         if numba.threading_layer() != "omp":
             return
         caller = threading.get_native_id()
         for p, tid in enumerate(ids.tolist()):
-            if 0 < tid != caller and tid not in _pinned and len(cpus) > 1:
+            if 0 < tid != caller and tid not in _pinned:
                 os.sched_setaffinity(tid, {cpus[p % len(cpus)]})
                 _pinned.add(tid)
     except Exception:      # no gettid, a thread gone, a mask refused: leave them unpinned

@@ -114,7 +114,7 @@ def pack_bands(b, parts: int):
     vectors = N // VW
     cuts = [p * vectors // parts * VW for p in range(parts + 1)]
     bands = np.array([(lo, hi, K * lo) for lo, hi in zip(cuts, cuts[1:])], np.int64).reshape(parts, 3)
-    packed = np.concatenate([pack(b[:, lo:hi]) for lo, hi in zip(cuts, cuts[1:])] + [np.zeros(0, np.float32)])
+    packed = np.concatenate([pack(b[:, lo:hi]) for lo, hi in zip(cuts, cuts[1:])])   # parts >= 1 bands
     return packed, np.ascontiguousarray(b[:, cuts[-1]:]), bands
 
 
