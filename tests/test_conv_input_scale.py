@@ -13,7 +13,7 @@ from targets.cpu.kernels import sgemm
 
 from .helpers import F, model, reference
 
-pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="conv_small is written for AVX-512's 16-float vectors")
+pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="with AVX2 the pointwise convs after a squeeze-excite run on the GEMM, not conv_small")
 RNG = np.random.default_rng(21)
 
 

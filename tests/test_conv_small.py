@@ -1,7 +1,9 @@
-"""Convs on kernels/conv_small.py (tiles of an output row's positions by 32 output channels,
-transposed in registers): compiled models against onnx.reference at one and two threads, with
-the fused epilogues it applies (bias, residual Add, Relu, Clip, HardSwish, SiLU), stride 2, pads,
-ragged tiles and a last panel of 16 channels."""
+"""Convs on kernels/conv_small.py (tiles of an output row's positions by two vectors of output
+channels, transposed in registers): compiled models against onnx.reference at one and two
+threads, with the fused epilogues it applies (bias, residual Add, Relu, Clip, HardSwish, SiLU),
+stride 2, pads, ragged tiles and a last panel of one vector. Run for the host's vectors; the
+AVX2 build (8 floats, tiles of 7 positions) by NUMBA_CPU_NAME / NUMBA_CPU_FEATURES on an
+AVX-512 machine too."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -11,7 +13,6 @@ from targets.cpu.kernels import sgemm
 
 from .helpers import dense_conv_model, reference
 
-pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="conv_small is written for AVX-512's 16-float vectors")
 RNG = np.random.default_rng(11)
 
 # (N, C, H, W, M, kernel, stride, pads (top, left, bottom, right), epilogue)
@@ -26,6 +27,15 @@ CASES = {
     "3x3_silu_16wide": (1, 16, 8, 16, 32, 3, 1, (1, 1, 1, 1), "silu"),
     "stem_7x7_stride2": (1, 3, 30, 30, 32, 7, 2, (3, 3, 3, 3), "relu"),          # 3 input channels, 147 steps
 }
+if sgemm.W == 8:    # panels of 16 and a last one of 8; rows of 8 as two tiles of 4
+    CASES["3x3_8wide_40ch"] = (1, 40, 8, 8, 40, 3, 1, (1, 1, 1, 1), "res_relu")
+
+
+def _expected_call(case):
+    """The kernel the case's conv runs on: with AVX2, a pointwise conv of stride 1 stays on
+    kernels/pointwise.py's GEMM (faster there; lower_nn.SMALL_MIN_K's notes)."""
+    _, _, _, _, _, k, stride, pads, _ = case
+    return "L_pointwise.conv" if sgemm.W == 8 and k == 1 and stride == 1 and not any(pads) else "L_conv_small.conv"
 
 
 def _model(*case):
@@ -40,14 +50,16 @@ def test_conv_small_matches_reference(name, threads, tmp_path):
     got = compile(m, cache_dir=str(tmp_path), threads=threads).run(feeds)["z"]
     np.testing.assert_allclose(got, reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
     src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
-    assert "L_conv_small.conv" in src, src
+    assert _expected_call(CASES[name]) in src, src
 
 
 def test_few_multiply_adds_or_ragged_channels_elsewhere(tmp_path):
-    """Under 32 multiply-adds an output (a 3x3 stem: conv_lanes), or with output channels no
-    multiple of 16 (a pointwise one: kernels/pointwise.py), not conv_small."""
-    a, b = _model(1, 3, 20, 20, 32, 3, 2, (1, 1, 1, 1), "relu"), _model(1, 32, 9, 9, 24, 1, 1, (0, 0, 0, 0), "none")
-    for (m, ins), d, path in ((a, tmp_path / "a", "L_conv_lanes.conv("), (b, tmp_path / "b", "L_pointwise.conv(")):
+    """Under 32 multiply-adds an output (a 3x3 stem: conv_lanes with AVX-512, else the conv
+    GEMM), or with output channels no multiple of the vector width (a pointwise one:
+    kernels/pointwise.py), not conv_small."""
+    a, b = _model(1, 3, 20, 20, 32, 3, 2, (1, 1, 1, 1), "relu"), _model(1, 32, 9, 9, 20, 1, 1, (0, 0, 0, 0), "none")
+    stem = "L_conv_lanes.conv(" if sgemm.W == 16 else "L_nn.conv_gemm"
+    for (m, ins), d, path in ((a, tmp_path / "a", stem), (b, tmp_path / "b", "L_pointwise.conv(")):
         feeds = {k: RNG.standard_normal(shape).astype(np.float32) for k, _, shape in ins}
         np.testing.assert_allclose(compile(m, cache_dir=str(d)).run(feeds)["z"], reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
         src = "".join(open(p).read() for p in d.glob("**/onnxjit_g_*.py"))

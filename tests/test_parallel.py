@@ -11,7 +11,6 @@ from onnx import TensorProto, helper
 
 from compiler import compile
 from targets.cpu import elementwise
-from targets.cpu.kernels import sgemm
 from compiler.ir import Node, Value
 from tests.helpers import F, model, reference
 
@@ -151,10 +150,10 @@ def test_narrow_pointwise_conv_splits_by_rows(dtype, threads, tmp_path):
 def test_strided_padded_1x1_conv_the_inputs_size_is_not_pointwise(tmp_path):
     """A 1x1 conv with stride 2 and pads of 16 on 32x32 has a 32x32 output, as a pointwise
     conv's, but reads every other pixel and a zero border: its 2-thread row bands must too
-    (24 output channels: kernels/conv_small.py, which takes multiples of 16, leaves it to them)."""
-    inits = {"w": RNG.standard_normal((24, 128, 1, 1)).astype(np.float32), "b": RNG.standard_normal(24).astype(np.float32)}
+    (20 output channels: kernels/conv_small.py, which takes multiples of a vector, leaves it to them)."""
+    inits = {"w": RNG.standard_normal((20, 128, 1, 1)).astype(np.float32), "b": RNG.standard_normal(20).astype(np.float32)}
     m = model([helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[16] * 4)],
-              [("x", F, [1, 128, 32, 32])], [("y", F, [1, 24, 32, 32])], inits)
+              [("x", F, [1, 128, 32, 32])], [("y", F, [1, 20, 32, 32])], inits)
     feeds = {"x": RNG.standard_normal((1, 128, 32, 32)).astype(np.float32)}
     got = compile(m, cache_dir=str(tmp_path), threads=2).run(feeds)["y"]
     np.testing.assert_allclose(got, reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
@@ -174,8 +173,8 @@ def test_row_by_an_input_splits_by_columns(tmp_path):
     assert "gemm_cols(" in _sources(str(tmp_path))
 
 
-# float32: the 1x1 and strided convs on conv_small.py where vectors hold 16 floats (AVX-512), else the GEMM's bands
-@pytest.mark.parametrize("dtype,calls", [(np.float32, ("winograd.conv_par(", "conv_small.conv_par(" if sgemm.W == 16 else "conv_gemm_par(")),
+# float32: the strided conv (and with AVX-512 the 1x1 one) on conv_small.py; float64: the GEMM's bands
+@pytest.mark.parametrize("dtype,calls", [(np.float32, ("winograd.conv_par(", "conv_small.conv_par(")),
                                          (np.float64, ("conv_winograd_par(", "conv_gemm_par("))])
 def test_cnn_takes_the_split_conv_paths(tmp_path, dtype, calls):
     m, feeds = _cnn(dtype)

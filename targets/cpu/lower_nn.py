@@ -165,6 +165,16 @@ def _conv(node, em):
 # 224x224 1241 -> 1174 alone, 1519 -> 1181 in the model. Winograd keeps the 3x3 stride-1
 # convs it takes (faster from 14x14 up: 128 channels at 14x14 390 against 517).
 SMALL_MIN_K = 32
+# With AVX2 (tiles of 6, 5 or 4 positions by 16 channels), one thread, against the conv GEMM
+# (nn.conv_gemm32), us, built for znver3 on the Zen 4 machine, interleaved: 3x3 256 -> 256 at
+# 7x7 720 -> 662, 3x3 stride 2 128 -> 256 from 14x14 401 -> 350, 128 -> 128 from 28x28 736 ->
+# 655; 1x1 stride 2 64 -> 64 from 28x28 56 -> 61; stems 7x7 stride 2 3 -> 64 at 224x224 2585 ->
+# 2835 (3 -> 32: 1291 -> 1387). The stems still go: each conv left to the GEMM compiles
+# nn.conv_gemm32's callback and conv_gemm_par's bands, ~30 s of light_resnet50's cold compile
+# for AVX2. Below 32 multiply-adds an output the GEMM is 1.6x faster (3 -> 16 3x3 stride 2 at
+# 224x224: 180 against 280); no conv_lanes there. Pointwise convs of stride 1 stay on
+# kernels/pointwise.py's GEMM, 1.1-2x faster: 160 -> 640 at 7x7 147 against 175, 48 -> 288 at
+# 14x14 66 against 110, 96 -> 16 at 56x56 117 against 157.
 # With SiLU, whose sigmoid the tile evaluates before its transpose, the GEMM and its SiLU pass
 # stay ahead up to 64 multiply-adds an output: se_cnn's 32 -> 128 at 28x28 102 against 117 us,
 # 64 -> 256 at 14x14 92 against 90.
@@ -206,17 +216,20 @@ def takes_conv_small(node, geo, act) -> bool:
 
 
 def _conv_small(x, w, out, geo, group, act):
-    """Whether a float32 conv with constant filters runs as kernels/conv_small.py's: AVX-512 (its
-    transpose is written for 16-float vectors), 2-D, group 1, dilation 1, output channels a
-    multiple of 16, equal strides, rows of 7 or more, an activation its epilogue applies, enough work an output."""
-    if x.dtype != np.float32 or len(x.shape) != 4 or group != 1 or sgemm.W != 16:
+    """Whether a float32 conv with constant filters runs as kernels/conv_small.py's: 2-D, group 1,
+    dilation 1, output channels a multiple of the vector width (16 floats with AVX-512, 8 with
+    AVX2), equal strides, rows of 7 or more, an activation its epilogue applies, enough work an output."""
+    if x.dtype != np.float32 or len(x.shape) != 4 or group != 1:
         return False
-    if any(int(d) != 1 for d in geo["dilations"]) or w.shape[0] % 16 or out.shape[3] < 7:
+    if any(int(d) != 1 for d in geo["dilations"]) or w.shape[0] % sgemm.W or out.shape[3] < 7:
         return False
     if len(set(int(s) for s in geo["strides"])) != 1:
         return False
     if act not in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,):     # SiLU: conv_small's own (vecir.Vec.sigmoid)
         return False
+    if sgemm.W == 8 and nn_kernels.is_pointwise(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
+                                                 _t3(geo["pads_begin"], 0)):
+        return False        # AVX2: kernels/pointwise.py's GEMM (see SMALL_MIN_K)
     k = int(np.prod(w.shape[1:]))
     return k >= (SMALL_MIN_K_SILU if act == nn_kernels.ACT_SILU else SMALL_MIN_K)
 

@@ -1,6 +1,6 @@
 """float32 2-D convolutions of small output images (7x7, 14x14) as tiles of one output row's
-positions by 32 output channels: vectors run along the channels, so no lane is wasted on a
-ragged image width.
+positions by two vectors of output channels (32 with AVX-512, 16 with AVX2): vectors run along
+the channels, so no lane is wasted on a ragged image width.
 
 Why: the NCHW GEMM (nn.conv_gemm32) puts the output positions in its 32-column tiles; 49
 positions fill two tiles to 77% and its 640x160x49 pointwise conv ran at 68 GFLOPS where
@@ -27,13 +27,19 @@ from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch, store_tile
 
-PANEL = 32          # output channels a tile (two vectors); a last panel of 16 where M % 32 == 16
-MR_MAX = 8          # positions a tile at most
+PANEL = 2 * VW      # output channels a tile (two vectors); a last panel of one vector where M % PANEL == VW
+# Positions a tile: with AVX-512's 32 registers 8 (7 where a row splits so: 7- and 14-wide
+# images), 16 accumulators. With AVX2's 16, 6, 5 or 4 (12 accumulators at most, a register
+# for the broadcast input, two for the filter vectors; 7 rows spilled an accumulator every
+# reduction step, its store-to-load forwarding then on the FMA chain: 1.45x slower). A row of
+# 7 takes two tiles of 4, one of 14 three of 5.
+MR_VARIANTS = (8, 7) if VW == 16 else (6, 5, 4)
+MR_MAX = MR_VARIANTS[0]
 
 
 def pack(w: np.ndarray) -> np.ndarray:
     """Filters (M, C, 1, kh, kw) in the kernel's layout, flat float32 (compile time): panels of
-    32 output channels (the last of 16 where M % 32 == 16), each K = C*kh*kw rows of its
+    PANEL output channels (the last of VW where M % PANEL == VW), each K = C*kh*kw rows of its
     channels, reduction index k = (c, i, j) as the filter's own order."""
     return pack_panels(w, PANEL)
 
@@ -141,7 +147,7 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             has_res = builder.icmp_signed("!=", rp_i, c0)
             # no activation is a clamp to (-inf, inf) (vec_epilogue's bounds): one variant fewer to compile
             eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_HARDSWISH, EPI_SILU)] + [(None, EPI_CLAMP)]
-            dispatch(builder, [(builder.icmp_signed("==", mr, const(8)), 8), (None, 7)], lambda MR: dispatch(
+            dispatch(builder, [(builder.icmp_signed("==", mr, const(r)), r) for r in MR_VARIANTS], lambda MR: dispatch(
                 builder, [(full, 2), (None, 1)], lambda NV: dispatch(
                     builder, [(has_res, True), (None, False)], lambda rs_: dispatch(
                         builder, eps, lambda ep: body(MR, NV, rs_, ep)(t)))))
@@ -182,7 +188,7 @@ def _setup(x, wp, b, out, strides, pads_begin, kernel, res):
     kh, kw, s = kernel[0], kernel[1], strides[1]
     K = C * kh * kw
     if (x.itemsize != 4 or wp.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
-            or wp.size != M * K or b.size != M or M % 16 != 0 or out.shape[0] != N or strides[2] != s
+            or wp.size != M * K or b.size != M or M % VW != 0 or out.shape[0] != N or strides[2] != s
             or not out.flags.c_contiguous or (res.size > 0 and res.shape != out.shape)):
         raise ValueError("conv_small: operands do not agree")
     pt, pl = pads_begin[1], pads_begin[2]
@@ -258,7 +264,7 @@ def items(out_shape):
 def conv(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta):
     """out = act(conv(x, w) + b [+ res]) for x (N, C, 1, H, W), out (N, M, 1, OH, OW) float32,
     w packed by pack, kernel (kh, kw), act one of nn's ACT_NONE, RELU, CLIP, HARDSWISH, SILU
-    (lower_nn._conv_small says which convs: 2-D, group 1, dilation 1, M % 16 == 0, AVX-512)."""
+    (lower_nn._conv_small says which convs: 2-D, group 1, dilation 1, M % VW == 0)."""
     xc, xq, xs, rs, offs, b, res, geo = _setup(x, wp, b, out, strides, pads_begin, kernel, res)
     _pad(xc, xq, x.shape[3], x.shape[4], geo, 0, x.shape[0] * x.shape[1])
     _run(xq, xs, rs, offs, wp, b, out, strides[1], res, 0, items(out.shape), 0, act, alpha, beta)

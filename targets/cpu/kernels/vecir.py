@@ -235,8 +235,30 @@ def transpose8x16(builder, rows):
     return out
 
 
+def transpose8x8(builder, rows):
+    """8 vectors of 8 lanes -> 8 vectors of 8 (out[c][p] = rows[p][c]): transpose8x16's three
+    rounds for AVX2's 8-float vectors (a tile of 8 positions by 8 channels)."""
+    def shuf(a, b, idx):
+        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx))
+
+    # round 1: positions (2q, 2q + 1) interleaved: channels 0-3 (lo) and 4-7 (hi), element
+    # (channel c mod 4, position t) at 2c + t
+    r1 = [(shuf(rows[2 * q], rows[2 * q + 1], [x for c in range(4) for x in (c, 8 + c)]),
+           shuf(rows[2 * q], rows[2 * q + 1], [x for c in range(4, 8) for x in (c, 8 + c)])) for q in range(4)]
+    # round 2: positions 0-3 and 4-7 of 2 channels each, element (channel c mod 2, position t) at 4c + t
+    r2 = {}
+    for half in range(2):
+        for g in range(2):
+            p, q = r1[2 * g][half], r1[2 * g + 1][half]
+            for cg in range(2):
+                r2[half, g, cg] = shuf(p, q, [x for c in (2 * cg, 2 * cg + 1) for x in (2 * c, 2 * c + 1, 8 + 2 * c, 9 + 2 * c)])
+    # round 3: each channel's 8 positions
+    return [shuf(r2[half, 0, cg], r2[half, 1, cg], [*range(4 * c, 4 * c + 4), *range(8 + 4 * c, 12 + 4 * c)])
+            for half in range(2) for cg in range(2) for c in range(2)]
+
+
 def store_tile(V, H8, rows, bias, at_of, mask, o_base, r_base, with_res, epi, lo, hi):
-    """A tile of 8 positions by 16 channels (rows: one 16-lane vector of V a position, padded to
+    """A tile of 8 positions by VW channels (rows: one vector of V a position, padded to
     8) stored as NCHW rows of 8 positions a channel (H8's vectors; channel c at at_of(c), under
     mask) with epilogue(rows + bias [+ res]) (lo, hi: float scalars). Without a residual the
     epilogue runs before the transpose, on whole vectors (half the instructions); the residual
@@ -246,7 +268,7 @@ def store_tile(V, H8, rows, bias, at_of, mask, o_base, r_base, with_res, epi, lo
         rows = [b.fadd(r, bias) for r in rows]
     else:
         rows = [V.epilogue(r, bias, None, epi, V.splat(lo), V.splat(hi)) for r in rows]
-    for c, vec8 in enumerate(transpose8x16(b, rows)):
+    for c, vec8 in enumerate((transpose8x16 if V.VW == 16 else transpose8x8)(b, rows)):
         at = at_of(c)
         if with_res:
             vec8 = H8.epilogue(vec8, H8.fconst(-0.0), H8.load(r_base, at, mask), epi, H8.splat(lo), H8.splat(hi))
