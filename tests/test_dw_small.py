@@ -1,7 +1,9 @@
-"""Depthwise 3x3 convs of small planes on kernels/dw_small.py (16 channels in the lanes, rows
-transposed in registers): compiled models against onnx.reference at one and two threads, with
-the epilogues it applies (bias, residual Add, Relu, Clip, HardSwish), strides 1 and 2, pads of 0
-and 1, uneven planes and several images; wider planes or channels not in 16s keep window3x3."""
+"""Depthwise 3x3 convs of small planes on kernels/dw_small.py (a vector of channels in the lanes,
+rows transposed in registers): compiled models against onnx.reference at one and two threads,
+with the epilogues it applies (bias, residual Add, Relu, Clip, HardSwish), strides 1 and 2, pads
+of 0 and 1, uneven planes and several images; wider planes or channels not in vectors keep
+window3x3. Run for the host's vectors; the AVX2 build (8 channels a group, 8 outputs at a time)
+by NUMBA_CPU_NAME / NUMBA_CPU_FEATURES on an AVX-512 machine too."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -11,7 +13,6 @@ from targets.cpu.kernels import sgemm
 
 from .helpers import F, conv_epilogue_model, reference
 
-pytestmark = pytest.mark.skipif(sgemm.W != 16, reason="dw_small is written for AVX-512's 16-float vectors")
 RNG = np.random.default_rng(12)
 
 # (N, C, H, W, stride, pads (top, left, bottom, right), epilogue)
@@ -26,6 +27,10 @@ CASES = {
     "28x28_stride2_clip": (1, 16, 28, 28, 2, (1, 1, 1, 1), "clip"),
     "stride2_57wide_res": (1, 16, 12, 57, 2, (1, 1, 1, 1), "res"),   # four input blocks, two output chunks
 }
+if sgemm.W == 8:    # groups of 8 channels; with AVX2 wide planes too
+    CASES["24ch_9x9_hardswish"] = (1, 24, 9, 9, 1, (1, 1, 1, 1), "hardswish")    # three groups; 9 columns: two chunks
+    CASES["112wide_stride2_res"] = (1, 16, 12, 112, 2, (1, 1, 1, 1), "res_relu")
+    CASES["56wide_clip"] = (1, 8, 6, 56, 1, (1, 1, 1, 1), "clip")
 
 
 def _model(n, c, h, w, s, pads, epi):
@@ -50,8 +55,12 @@ def test_dw_small_matches_reference(name, threads, tmp_path):
     assert "L_dw_small.conv" in src, src
 
 
-@pytest.mark.parametrize("shape,stride", [((1, 24, 7, 7), 1), ((1, 16, 20, 40), 1), ((1, 16, 9, 70), 2)])
+WIDE = [((1, 16, 20, 40), 1), ((1, 16, 9, 70), 2)]    # wider than 32 (64 at stride 2)
+
+
+@pytest.mark.parametrize("shape,stride", [((1, 20, 7, 7), 1), ((1, 16, 9, 140), 2)] + (WIDE if sgemm.W == 16 else []))
 def test_other_planes_keep_window3x3(shape, stride, tmp_path):
-    """Channels not in 16s, or planes wider than 32 (64 at stride 2): window3x3.py."""
+    """Channels not in vectors, or planes wider than dw_small's 128 columns; with AVX-512 also
+    planes wider than 32 (64 at stride 2): window3x3.py."""
     src = _run(*_model(*shape, stride, (1, 1, 1, 1), "relu"), tmp_path)
     assert "L_window3x3.conv" in src and "dw_small" not in src, src

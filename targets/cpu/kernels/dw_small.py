@@ -1,13 +1,14 @@
 """float32 3x3 depthwise convolutions of small planes (28x28 to 7x7, and stride 2 from 56x56) with
-16 channels in the vector lanes: each input row of 16 channels is transposed in registers
-into one vector a column, then every output is nine multiply-adds of whole vectors (a filter
-vector a tap), and each output row is transposed back into NCHW rows with bias, residual and
-Relu/Clip/HardSwish.
+one vector of channels in the lanes (16 with AVX-512, 8 with AVX2): each input row of those
+channels is transposed in registers into one vector a column, then every output is nine
+multiply-adds of whole vectors (a filter vector a tap), and each output row is transposed back
+into NCHW rows with bias, residual and Relu/Clip/HardSwish.
 
 Why: window3x3.py vectorises along a plane's rows, which on a 7- or 14-wide plane leaves
 lanes idle and masks every load: 6.6 cycles an output at stride 2 from 14x14 (onnxruntime's
 NCHWc kernel about 2), 4.0 on 7x7 at stride 1; mobilenetv2_half has ~0.26 ms of such convs
-at one thread. Rows wider than 16 take blocks of 16 input columns and chunks of 16 outputs.
+at one thread. Rows wider than a vector take blocks of VW input columns and chunks of 16
+outputs (8 with AVX2).
 
 Transposed input rows live in a ring of three slots of a small scratch (plus a slot of zeros
 for rows outside the plane); a slot holds column -1 (zero), the plane's columns, and zeros
@@ -24,9 +25,9 @@ from .jit import njit
 from .nn import vec_epilogue
 from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, store_tile
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, store_tile, transpose8x8
 
-LANES = 16              # channels a group
+LANES = VW              # channels a group: one vector (16 with AVX-512, 8 with AVX2)
 MAX_W = 128             # input columns at most
 
 
@@ -51,32 +52,39 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, 
         in_mask8 = H8.below(W)
         narrow_in = builder.icmp_signed("<=", W, const(8))
 
-        blocks_in = builder.sdiv(builder.add(W, const(15)), const(16))
+        blocks_in = builder.sdiv(builder.add(W, const(VW - 1)), const(VW))
+
+        def wide_rows(src, slot):
+            """The row in blocks of VW columns, each transposed into VW channel vectors."""
+            with cgutils.for_range(builder, blocks_in) as bl:
+                c_in = builder.mul(bl.index, const(VW))
+                m_in = V.below(builder.sub(W, c_in))
+                rows = [V.load(src, builder.add(builder.mul(const(c), plane_in), c_in), m_in) for c in range(LANES)]
+                at = builder.mul(builder.add(c_in, one), const(VW))
+                for j, col in enumerate(transpose16x16(builder, rows) if VW == 16 else transpose8x8(builder, rows)):
+                    V.store(col, slot, builder.add(at, const(j * VW)))
 
         def transpose_row(img, c_first, ih):
-            """Input row ih of channels c_first .. + 16 into ring slot ih % 3 from column 1 on, in
-            blocks of 16 columns (planes at most 8 wide: one block of 8, half the shuffles); the
-            slot's later columns stay zero."""
+            """Input row ih of channels c_first .. + LANES into ring slot ih % 3 from column 1 on,
+            in blocks of VW columns (with AVX-512, planes at most 8 wide: one block of 8, half the
+            shuffles); the slot's later columns stay zero."""
             src = builder.gep(x_base, [builder.add(builder.mul(builder.add(builder.mul(img, C), c_first), plane_in),
                                                    builder.mul(ih, W))])
             slot = builder.gep(s_base, [builder.mul(builder.srem(ih, const(3)), slot_floats)])
+            if VW == 8:
+                wide_rows(src, slot)
+                return
             with builder.if_else(narrow_in) as (narrow, wide):
                 with narrow:
                     rows = [H8.load(src, builder.mul(const(c), plane_in), in_mask8) for c in range(LANES)]
                     for j, col in enumerate(transpose16x8(builder, rows)):
                         V.store(col, slot, const((j + 1) * VW))
                 with wide:
-                    with cgutils.for_range(builder, blocks_in) as bl:
-                        c_in = builder.mul(bl.index, const(16))
-                        m_in = V.below(builder.sub(W, c_in))
-                        rows = [V.load(src, builder.add(builder.mul(const(c), plane_in), c_in), m_in) for c in range(LANES)]
-                        at = builder.mul(builder.add(c_in, one), const(VW))
-                        for j, col in enumerate(transpose16x16(builder, rows)):
-                            V.store(col, slot, builder.add(at, const(j * VW)))
+                    wide_rows(src, slot)
 
         def body(stride, NW, with_res, ep):
-            """One work item (image, channel group): NW output columns in registers (8 or 16) at a
-            time, as many times as the row needs."""
+            """One work item (image, channel group): NW output columns in registers (8 or 16; with
+            AVX2's 16 registers always 8) at a time, as many times as the row needs."""
             def run(t):
                 img = builder.sdiv(t, groups_c)
                 c_first = builder.mul(builder.srem(t, groups_c), const(LANES))
@@ -132,7 +140,7 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, 
         narrow = builder.icmp_signed("<=", OW, const(8))
         with cgutils.for_range_slice(builder, g0, g1, one, inc=True) as (t, _):
             dispatch(builder, [(builder.icmp_signed("==", s, const(2)), 2), (None, 1)], lambda st: dispatch(
-                builder, [(narrow, 8), (None, 16)], lambda nw: dispatch(
+                builder, [(narrow, 8), (None, 16)] if VW == 16 else [(None, 8)], lambda nw: dispatch(
                     builder, [(has_res, True), (None, False)], lambda rs: dispatch(
                         builder, eps, lambda ep: body(st, nw, rs, ep)(t)))))
         return context.get_dummy_value()
@@ -224,9 +232,9 @@ def _setup(x, wt, b, out, strides, pads_begin, res):
 
 @njit(cache=True, error_model="numpy")
 def slot_vectors(W, OW, s):
-    """Vectors a slot: column -1, the input's blocks of 16 columns, and zeros up to the last tap
+    """Vectors a slot: column -1, the input's blocks of VW columns, and zeros up to the last tap
     of the last output chunk of 16 (which computes positions past OW and does not store them)."""
-    return max((W + 15) // 16 * 16 + 1, ((OW + 15) // 16 * 16) * s + 3)
+    return max((W + VW - 1) // VW * VW + 1, ((OW + 15) // 16 * 16) * s + 3)
 
 
 @njit(cache=True, error_model="numpy")
