@@ -54,12 +54,10 @@ def test_conv_small_matches_reference(name, threads, tmp_path):
 
 
 def test_few_multiply_adds_or_ragged_channels_elsewhere(tmp_path):
-    """Under 32 multiply-adds an output (a 3x3 stem: conv_lanes with AVX-512, else the conv
-    GEMM), or with output channels no multiple of the vector width (a pointwise one:
-    kernels/pointwise.py), not conv_small."""
+    """Under 32 multiply-adds an output (a 3x3 stem: conv_lanes), or with output channels no
+    multiple of the vector width (a pointwise one: kernels/pointwise.py), not conv_small."""
     a, b = _model(1, 3, 20, 20, 32, 3, 2, (1, 1, 1, 1), "relu"), _model(1, 32, 9, 9, 20, 1, 1, (0, 0, 0, 0), "none")
-    stem = "L_conv_lanes.conv(" if sgemm.W == 16 else "L_nn.conv_gemm"
-    for (m, ins), d, path in ((a, tmp_path / "a", stem), (b, tmp_path / "b", "L_pointwise.conv(")):
+    for (m, ins), d, path in ((a, tmp_path / "a", "L_conv_lanes.conv("), (b, tmp_path / "b", "L_pointwise.conv(")):
         feeds = {k: RNG.standard_normal(shape).astype(np.float32) for k, _, shape in ins}
         np.testing.assert_allclose(compile(m, cache_dir=str(d)).run(feeds)["z"], reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
         src = "".join(open(p).read() for p in d.glob("**/onnxjit_g_*.py"))

@@ -1,6 +1,6 @@
 """float32 2-D convolutions with few multiply-adds an output (stems: 3 input channels, 3x3
 stride 2) as tiles of 16 positions of one output row (the vector lanes) by 16 output channels
-(8 where the conv has 8: the bundled small CNN's stem).
+(8 where the conv has 8: the bundled small CNN's stem); with AVX2, 8 positions by 8 channels.
 
 Why: a stem has 27 multiply-adds an output. conv_small's tiles (channels in the lanes) spend
 more on their transpose than on that arithmetic, and the GEMM (nn.conv_gemm32) gathers a
@@ -26,12 +26,14 @@ from .nn import pack_panels, vec_epilogue_silu
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch
 
-PANEL = 16      # output channels a tile (one accumulator each); 8 where M is no multiple of 16
+# Output channels a tile (one accumulator each); half as many where M is no multiple. With
+# AVX2's 16 registers 8: 16 accumulators left none for the input vector and the broadcast.
+PANEL = 16 if VW == 16 else 8
 
 
 @njit(cache=True, error_model="numpy")
 def panel_width(M):
-    """Output channels a tile: 16, or 8 where M is not a multiple of 16 (lower_nn takes M = 8 only)."""
+    """Output channels a tile: PANEL, or half where M is not a multiple (lower_nn takes M = 8 only)."""
     return PANEL if M % PANEL == 0 else PANEL // 2
 
 
@@ -124,7 +126,7 @@ def _rows(typingctx, xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, 
                     builder, eps, lambda ep: store(NP, img, m0, oh, ow0, count, with_res, ep)))
 
         with cgutils.for_range_slice(builder, t0, t1, c1, inc=True) as (t, _):
-            dispatch(builder, [(wide, PANEL), (None, PANEL // 2)], lambda NP: per_item(t, NP))
+            dispatch(builder, [(wide, PANEL), (None, PANEL // 2)] if VW == 16 else [(None, PANEL)], lambda NP: per_item(t, NP))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -175,8 +177,8 @@ def items(out_shape):
 def conv(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta):
     """out = act(conv(x, w) + b [+ res]) for x (N, C, 1, H, W), out (N, M, 1, OH, OW) float32,
     w packed by pack, kernel (kh, kw), strides 1 or 2, act one of nn's ACT_NONE, RELU, CLIP,
-    HARDSWISH, SILU (lower_nn._conv_lanes says which convs: 2-D, group 1, dilation 1, M % 16 == 0
-    or M == 8, AVX-512)."""
+    HARDSWISH, SILU (lower_nn._conv_lanes says which convs: 2-D, group 1, dilation 1, M a
+    multiple of PANEL or M == 8)."""
     _run(x, wp, b, out, strides, pads_begin, kernel, res, 0, items(out.shape), act, alpha, beta)
 
 
