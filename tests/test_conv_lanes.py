@@ -39,3 +39,15 @@ def test_conv_lanes_matches_reference(name, threads, tmp_path):
     assert "L_conv_lanes.conv" in src, src
     if threads == 2 and name == "stem_3x3_stride2_odd":
         assert "L_conv_lanes.conv_par(" in src, src
+
+
+def test_channels_no_tile_fits_are_refused():
+    """20 output channels fill no panel (16 or 8; with AVX2 8): the kernel refuses them rather
+    than write past its output (lower_nn never sends it such a conv)."""
+    from targets.cpu.kernels import conv_lanes
+    x = RNG.standard_normal((1, 3, 1, 9, 9)).astype(np.float32)
+    w = RNG.standard_normal((20, 3, 1, 3, 3)).astype(np.float32)
+    out = np.empty((1, 20, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="conv_lanes"):
+        conv_lanes.conv(x, conv_lanes.pack(w), np.zeros(20, np.float32), out, (1, 2, 2), (0, 0, 0), (3, 3),
+                        np.empty((0, 0, 0, 0, 0), np.float32), 0, 0.0, 0.0)

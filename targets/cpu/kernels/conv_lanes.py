@@ -29,12 +29,13 @@ from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch
 # Output channels a tile (one accumulator each); half as many where M is no multiple. With
 # AVX2's 16 registers 8: 16 accumulators left none for the input vector and the broadcast.
 PANEL = 16 if VW == 16 else 8
+HALF = PANEL // 2 if VW == 16 else PANEL    # the narrower panel (AVX-512 only)
 
 
 @njit(cache=True, error_model="numpy")
 def panel_width(M):
-    """Output channels a tile: PANEL, or half where M is not a multiple (lower_nn takes M = 8 only)."""
-    return PANEL if M % PANEL == 0 else PANEL // 2
+    """Output channels a tile: PANEL, or HALF where M is not a multiple (lower_nn takes M = 8 only)."""
+    return PANEL if M % PANEL == 0 else HALF
 
 
 def pack(w: np.ndarray) -> np.ndarray:
@@ -126,7 +127,7 @@ def _rows(typingctx, xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, 
                     builder, eps, lambda ep: store(NP, img, m0, oh, ow0, count, with_res, ep)))
 
         with cgutils.for_range_slice(builder, t0, t1, c1, inc=True) as (t, _):
-            dispatch(builder, [(wide, PANEL), (None, PANEL // 2)] if VW == 16 else [(None, PANEL)], lambda NP: per_item(t, NP))
+            dispatch(builder, [(wide, PANEL), (None, HALF)] if HALF != PANEL else [(None, PANEL)], lambda NP: per_item(t, NP))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -157,7 +158,7 @@ def _run(x, wp, b, out, strides, pads_begin, kernel, res, t0, t1, act, alpha, be
     M, OH, OW = out.shape[1], out.shape[3], out.shape[4]
     s = strides[1]
     if (x.itemsize != 4 or wp.itemsize != 4 or b.itemsize != 4 or out.itemsize != 4 or res.itemsize != 4
-            or wp.size != M * C * kernel[0] * kernel[1] or b.size != M or M % (PANEL // 2) != 0 or out.shape[0] != N
+            or wp.size != M * C * kernel[0] * kernel[1] or b.size != M or M % HALF != 0 or out.shape[0] != N
             or strides[2] != s or s < 1 or s > 2 or not out.flags.c_contiguous or (res.size > 0 and res.shape != out.shape)):
         raise ValueError("conv_lanes: operands do not agree")
     xc, bc, rc = np.ascontiguousarray(x), np.ascontiguousarray(b), np.ascontiguousarray(res)
