@@ -25,7 +25,7 @@ from .jit import njit
 from .nn import vec_epilogue
 from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
-from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, store_tile, transpose8x8
+from .vecir import EPI_CLAMP, EPI_HARDSWISH, Vec, dispatch, store_tile, transpose_rounds, transpose_square
 
 LANES = VW              # channels a group: one vector (16 with AVX-512, 8 with AVX2)
 MAX_W = 128             # input columns at most
@@ -61,7 +61,7 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, 
                 m_in = V.below(builder.sub(W, c_in))
                 rows = [V.load(src, builder.add(builder.mul(const(c), plane_in), c_in), m_in) for c in range(LANES)]
                 at = builder.mul(builder.add(c_in, one), const(VW))
-                for j, col in enumerate(transpose16x16(builder, rows) if VW == 16 else transpose8x8(builder, rows)):
+                for j, col in enumerate(transpose_square(builder, rows)):
                     V.store(col, slot, builder.add(at, const(j * VW)))
 
         def transpose_row(img, c_first, ih):
@@ -148,47 +148,11 @@ def _groups(typingctx, xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, 
     return sig, codegen
 
 
-def _shuffle_to(builder, a, la, b, lb, want):
-    """The vector whose lanes hold the labels `want`, taken from a (labels la) and b (lb)."""
-    where = {lab: i for i, lab in enumerate(la)}
-    where.update({lab: len(la) + i for i, lab in enumerate(lb)})
-    mask = ir.Constant(ir.VectorType(ir.IntType(32), len(want)), [where[w] for w in want])
-    return builder.shuffle_vector(a, b, mask), want
-
-
-def _transpose_rounds(builder, cur, halves):
-    """Rounds of two-vector shuffles over vectors labelled (channel, column) per lane, rows 1, 2,
-    4, ... apart meeting in round 0, 1, 2, ...: each pair keeps half its columns a vector and
-    gathers the channels of both, until each vector holds one column (in each of `halves`
-    independent 256-bit halves where the rows were joined in pairs)."""
-    k = 0
-    while len({lab[1] for lab in cur[0][1]}) > 1:
-        step, nxt = 1 << k, []
-        for base in range(0, len(cur), 2 * step):
-            for i in range(base, base + step):
-                (a, la), (b, lb) = cur[i], cur[i + step]
-                group = len(la) // halves
-                chans = sorted({c % group for c, _ in la + lb}) if halves > 1 else sorted({c for c, _ in la + lb})
-                cols = sorted({l for c, l in la if c < group})
-                for e in range(2):
-                    part = cols[e * len(cols) // 2:(e + 1) * len(cols) // 2]
-                    want = [(c + group * h, l) for h in range(halves) for l in part for c in chans]
-                    nxt.append(_shuffle_to(builder, a, la, b, lb, want))
-        cur, k = nxt, k + 1
-    return [v for v, _ in sorted(cur, key=lambda vl: vl[1][0][1])]
-
-
-def transpose16x16(builder, rows):
-    """16 vectors of 16 lanes -> 16 (out[j][c] = rows[c][j]): four rounds of 16 two-vector
-    shuffles."""
-    return _transpose_rounds(builder, [(r, [(c, l) for l in range(16)]) for c, r in enumerate(rows)], 1)
-
-
 def transpose16x8(builder, rows):
     """16 vectors of 8 lanes -> 8 vectors of 16 (out[j][c] = rows[c][j]): pairs (c, c + 8) joined,
     then an 8x8 transpose in each 256-bit half at once, three rounds (32 shuffles in all)."""
     join = ir.Constant(ir.VectorType(ir.IntType(32), 16), list(range(16)))
-    return _transpose_rounds(builder, [(builder.shuffle_vector(rows[i], rows[i + 8], join),
+    return transpose_rounds(builder, [(builder.shuffle_vector(rows[i], rows[i + 8], join),
                                         [(i, l) for l in range(8)] + [(i + 8, l) for l in range(8)]) for i in range(8)], 2)
 
 

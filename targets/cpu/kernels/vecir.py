@@ -235,26 +235,40 @@ def transpose8x16(builder, rows):
     return out
 
 
-def transpose8x8(builder, rows):
-    """8 vectors of 8 lanes -> 8 vectors of 8 (out[c][p] = rows[p][c]): transpose8x16's three
-    rounds for AVX2's 8-float vectors (a tile of 8 positions by 8 channels)."""
-    def shuf(a, b, idx):
-        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx))
+def _shuffle_to(builder, a, la, b, lb, want):
+    """The vector whose lanes hold the labels `want`, taken from a (labels la) and b (lb)."""
+    where = {lab: i for i, lab in enumerate(la)}
+    where.update({lab: len(la) + i for i, lab in enumerate(lb)})
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), len(want)), [where[w] for w in want])
+    return builder.shuffle_vector(a, b, mask), want
 
-    # round 1: positions (2q, 2q + 1) interleaved: channels 0-3 (lo) and 4-7 (hi), element
-    # (channel c mod 4, position t) at 2c + t
-    r1 = [(shuf(rows[2 * q], rows[2 * q + 1], [x for c in range(4) for x in (c, 8 + c)]),
-           shuf(rows[2 * q], rows[2 * q + 1], [x for c in range(4, 8) for x in (c, 8 + c)])) for q in range(4)]
-    # round 2: positions 0-3 and 4-7 of 2 channels each, element (channel c mod 2, position t) at 4c + t
-    r2 = {}
-    for half in range(2):
-        for g in range(2):
-            p, q = r1[2 * g][half], r1[2 * g + 1][half]
-            for cg in range(2):
-                r2[half, g, cg] = shuf(p, q, [x for c in (2 * cg, 2 * cg + 1) for x in (2 * c, 2 * c + 1, 8 + 2 * c, 9 + 2 * c)])
-    # round 3: each channel's 8 positions
-    return [shuf(r2[half, 0, cg], r2[half, 1, cg], [*range(4 * c, 4 * c + 4), *range(8 + 4 * c, 12 + 4 * c)])
-            for half in range(2) for cg in range(2) for c in range(2)]
+
+def transpose_rounds(builder, cur, halves):
+    """Rounds of two-vector shuffles over vectors labelled (channel, column) per lane, rows 1, 2,
+    4, ... apart meeting in round 0, 1, 2, ...: each pair keeps half its columns a vector and
+    gathers the channels of both, until each vector holds one column (in each of `halves`
+    independent 256-bit halves where the rows were joined in pairs)."""
+    k = 0
+    while len({lab[1] for lab in cur[0][1]}) > 1:
+        step, nxt = 1 << k, []
+        for base in range(0, len(cur), 2 * step):
+            for i in range(base, base + step):
+                (a, la), (b, lb) = cur[i], cur[i + step]
+                group = len(la) // halves
+                chans = sorted({c % group for c, _ in la + lb}) if halves > 1 else sorted({c for c, _ in la + lb})
+                cols = sorted({l for c, l in la if c < group})
+                for e in range(2):
+                    part = cols[e * len(cols) // 2:(e + 1) * len(cols) // 2]
+                    want = [(c + group * h, l) for h in range(halves) for l in part for c in chans]
+                    nxt.append(_shuffle_to(builder, a, la, b, lb, want))
+        cur, k = nxt, k + 1
+    return [v for v, _ in sorted(cur, key=lambda vl: vl[1][0][1])]
+
+
+def transpose_square(builder, rows):
+    """n vectors of n lanes -> n (out[j][c] = rows[c][j]): log2(n) rounds of n two-vector
+    shuffles (16x16 for dw_small's AVX-512 rows, 8x8 for AVX2's tiles and rows)."""
+    return transpose_rounds(builder, [(r, [(c, l) for l in range(len(rows))]) for c, r in enumerate(rows)], 1)
 
 
 def store_tile(V, H8, rows, bias, at_of, mask, o_base, r_base, with_res, epi, lo, hi):
@@ -268,7 +282,7 @@ def store_tile(V, H8, rows, bias, at_of, mask, o_base, r_base, with_res, epi, lo
         rows = [b.fadd(r, bias) for r in rows]
     else:
         rows = [V.epilogue(r, bias, None, epi, V.splat(lo), V.splat(hi)) for r in rows]
-    for c, vec8 in enumerate((transpose8x16 if V.VW == 16 else transpose8x8)(b, rows)):
+    for c, vec8 in enumerate((transpose8x16 if V.VW == 16 else transpose_square)(b, rows)):
         at = at_of(c)
         if with_res:
             vec8 = H8.epilogue(vec8, H8.fconst(-0.0), H8.load(r_base, at, mask), epi, H8.splat(lo), H8.splat(hi))
