@@ -227,8 +227,7 @@ def _conv_small(x, w, out, geo, group, act):
         return False
     if act not in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,):     # SiLU: conv_small's own (vecir.Vec.sigmoid)
         return False
-    if sgemm.W == 8 and nn_kernels.is_pointwise(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
-                                                 _t3(geo["pads_begin"], 0)):
+    if sgemm.W == 8 and _is_pointwise(x, w, out, geo):
         return False        # AVX2: kernels/pointwise.py's GEMM (see SMALL_MIN_K)
     k = int(np.prod(w.shape[1:]))
     return k >= (SMALL_MIN_K_SILU if act == nn_kernels.ACT_SILU else SMALL_MIN_K)
@@ -269,8 +268,13 @@ def _pointwise(x, w, out, geo, group):
     (blas.OWN_MIN_M filters or more); its module compiles in seconds where nn.conv_gemm32's
     callback of all the GEMM's paths took ~17."""
     return (x.dtype == np.float32 and len(x.shape) == 4 and group == 1 and w.shape[0] >= OWN_MIN_M
-            and nn_kernels.is_pointwise(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
-                                        _t3(geo["pads_begin"], 0)))
+            and _is_pointwise(x, w, out, geo))
+
+
+def _is_pointwise(x, w, out, geo) -> bool:
+    """nn.is_pointwise for a conv's values: 1x1, stride 1, no pads, the input's size."""
+    return nn_kernels.is_pointwise(_as5(x.shape), _as5(w.shape), _as5(out.shape), _t3(geo["strides"], 1),
+                                   _t3(geo["pads_begin"], 0))
 
 
 def _window3x3_conv(x, w, geo, group):
