@@ -125,12 +125,13 @@ def test_gemv_packed(kn, parts):
             call(x, bp[:-1], tail, out[:n], bands)
 
 
-@pytest.mark.parametrize("mkn", [(8, 5, 32), (13, 600, 45), (64, 37, 200), (3, 300, 7), (256, 2304, 61)])
+@pytest.mark.parametrize("mkn", [(8, 5, 32), (13, 600, 45), (64, 37, 200), (3, 300, 7), (256, 2304, 61), (48, 480, 49),
+                                 (32, 192, 196)])
 @pytest.mark.parametrize("epilogue", [False, True])
 def test_gemm_implicit(mkn, epilogue):
     """B never built, its rows read at offsets into one array (a conv's taps in its image):
     every tile shape and K block, the whole-K order for few columns, the epilogue in
-    registers and through the ragged tile; a row that would run past the array is refused."""
+    registers and through the ragged tile, a last few columns as dot products; a row that would run past the array is refused."""
     from targets.cpu.kernels import blas
     m, k, n = mkn
     rng = np.random.default_rng(5)
@@ -152,7 +153,7 @@ def test_gemm_implicit(mkn, epilogue):
         blas.gemm_implicit(a, x, offs, out, bias[:0], res[:0], np.float32(0), np.float32(0))
 
 
-@pytest.mark.parametrize("mkn", [(13, 300, 45), (64, 40, 96), (2, 9, 5)])     # ragged tiles, whole ones, the BLAS
+@pytest.mark.parametrize("mkn", [(13, 300, 45), (64, 40, 96), (2, 9, 5), (9, 300, 33)])   # ragged tiles, whole ones, the BLAS, dots
 @pytest.mark.parametrize("lohi", [(0.0, np.inf), (-0.5, 0.7), (-np.inf, np.inf)])  # Relu, Clip, none
 @pytest.mark.parametrize("residual", [False, True])
 def test_gemm_epilogue(mkn, lohi, residual):
