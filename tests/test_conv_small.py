@@ -26,6 +26,10 @@ CASES = {
     "pointwise_silu": (1, 64, 14, 14, 64, 1, 1, (0, 0, 0, 0), "silu"),
     "3x3_silu_16wide": (1, 16, 8, 16, 32, 3, 1, (1, 1, 1, 1), "silu"),
     "stem_7x7_stride2": (1, 3, 30, 30, 32, 7, 2, (3, 3, 3, 3), "relu"),          # 3 input channels, 147 steps
+    # with AVX2, tiles across rows (conv_small.tiling): 7x7 as tiles of 5, 5 rows of 7 as 7 tiles of 5
+    "3x3_7x7_res_relu": (1, 32, 7, 7, 32, 3, 1, (1, 1, 1, 1), "res_relu"),
+    "3x3_stride2_to_7x7_clip": (2, 16, 14, 14, 48, 3, 2, (1, 1, 1, 1), "clip"),
+    "3x3_5x7_none": (1, 24, 5, 7, 16, 3, 1, (1, 1, 1, 1), "none"),
 }
 if sgemm.W == 8:    # panels of 16 and a last one of 8; rows of 8 as two tiles of 4
     CASES["3x3_8wide_40ch"] = (1, 40, 8, 8, 40, 3, 1, (1, 1, 1, 1), "res_relu")
@@ -65,15 +69,16 @@ def test_few_multiply_adds_or_ragged_channels_elsewhere(tmp_path):
 
 
 @pytest.mark.parametrize("rows_first", [0, 1])
-def test_conv_par_splits_by_rows_or_panels(rows_first):
+@pytest.mark.parametrize("hw", [(9, 11), (7, 7)])     # 7x7: with AVX2 tiles across rows, an item an image
+def test_conv_par_splits_by_rows_or_panels(rows_first, hw):
     """conv_par's two splits (output rows first, or channel panels first) over 3 ranges cover every
     output once: equal to the one-thread conv, whose order is the panels'."""
     from targets.cpu.kernels import conv_small
-    x = RNG.standard_normal((2, 24, 1, 9, 11)).astype(np.float32)
+    x = RNG.standard_normal((2, 24, 1, *hw)).astype(np.float32)
     w = RNG.standard_normal((48, 24, 1, 3, 3)).astype(np.float32)
     b = RNG.standard_normal(48).astype(np.float32)
     wp = conv_small.pack(w)
-    res = RNG.standard_normal((2, 48, 1, 9, 11)).astype(np.float32)
+    res = RNG.standard_normal((2, 48, 1, *hw)).astype(np.float32)
     geo = ((1, 1, 1), (0, 1, 1), (3, 3), res, 1, 0.0, 0.0)
     want, got = np.empty_like(res), np.full_like(res, np.nan)
     conv_small.conv(x, wp, b, want, *geo)

@@ -66,17 +66,18 @@ def scale_panels(wp, s, M, taps):
 
 
 @intrinsic
-def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi):
+def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi, mr, OWr):
     """Output rows t0 .. t1, counted over (image, panel, row), or (image, row, panel) where
-    rows_first is not 0, of out (N, M, OH, OW) at op:
+    rows_first is not 0, of out (N, M, OH, OW) at op, in tiles of mr positions (tiling); a row
+    of OW positions holds several of the image's rows of OWr (OW == OWr: one):
     epilogue(sum_k x[image base + row base + offs[k] + position * s] * w[k, m] + b[m] [+ res]).
     xp: the (padded) input, xs floats an image, rs floats from one output row's inputs to the
     next (s input rows); offs[k] the offset of reduction step k (int64, K of them); wp pack's
     filters; rp the residual (0: none); epi an EPI_* code with clamp bounds lo, hi."""
-    sig = types.void(*(types.intp,) * 17, types.float32, types.float32)
+    sig = types.void(*(types.intp,) * 17, types.float32, types.float32, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
-        xp_i, xs, rs, s, offs_i, K, wp_i, M, bp_i, op_i, OH, OW, rp_i, t0, t1, rows_first, epi, lo, hi = args
+        xp_i, xs, rs, s, offs_i, K, wp_i, M, bp_i, op_i, OH, OW, rp_i, t0, t1, rows_first, epi, lo, hi, mr, OWr = args
         V = Vec(builder, VW, K.type)
         H8 = Vec(builder, 8, K.type)
         const, c0 = V.const, V.const(0)
@@ -85,8 +86,7 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
         offs = builder.inttoptr(offs_i, i64p)
         accs = [[cgutils.alloca_once(builder, V.vec) for _ in range(2)] for _ in range(MR_MAX)]
         panels = builder.sdiv(builder.add(M, const(PANEL - 1)), const(PANEL))
-        tiles = builder.sdiv(builder.add(OW, const(MR_MAX - 1)), const(MR_MAX))
-        mr = builder.sdiv(builder.add(OW, builder.sub(tiles, const(1))), tiles)    # positions a tile
+        tiles = builder.sdiv(builder.add(OW, builder.sub(mr, const(1))), mr)
 
         def tile(MR, NV, img, m0, oh, ow0, with_res, ep):
             """One tile: MR rows of code (positions past the tile's own count clamped to the
@@ -99,7 +99,8 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             for r in range(MR):
                 pos = builder.add(ow0, const(r))
                 pos = builder.select(builder.icmp_signed("<", pos, last), pos, last)
-                ptrs.append(builder.gep(row_base, [builder.mul(pos, s)]))
+                at = builder.add(builder.mul(builder.sdiv(pos, OWr), rs), builder.mul(builder.srem(pos, OWr), s))
+                ptrs.append(builder.gep(row_base, [at]))
             for r in range(MR):
                 for v in range(NV):
                     builder.store(V.zero, accs[r][v])
@@ -161,15 +162,16 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
 
 _I = types.intp
 # (x, floats an image, floats a row step, stride, offs, K, packed filters, M, bias, out, OH, OW,
-# res (0: none), items t0 .. t1, rows first, EPI_* code) as integers and addresses, then lo, hi
-SIGNATURE = types.int64(*(_I,) * 17, types.float32, types.float32)
-SYMBOL = "onnxjit_conv_small_v2"
+# res (0: none), items t0 .. t1, rows first, EPI_* code) as integers and addresses, then lo, hi,
+# positions a tile and the image's row width (tiling)
+SIGNATURE = types.int64(*(_I,) * 17, types.float32, types.float32, _I, _I)
+SYMBOL = "onnxjit_conv_small_v3"
 
 
 @cfunc(SIGNATURE, cache=True, error_model="numpy")
-def rows_callback(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi):
+def rows_callback(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi, mr, OWr):
     """_rows as a C callback."""
-    _rows(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi)
+    _rows(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi, mr, OWr)
     return 0
 
 
@@ -248,16 +250,43 @@ def _pad(xc, xq, H, W, geo, p0, p1):
 @njit(cache=True, error_model="numpy")
 def _run(xq, xs, rs, offs, wp, b, out, s, res, t0, t1, rows_first, act, alpha, beta):
     epi, lo, hi = vec_epilogue_silu(act, alpha, beta)
+    mr, flat = tiling(out.shape[3], out.shape[4])
+    OH, OW = (1, out.shape[3] * out.shape[4]) if flat else (out.shape[3], out.shape[4])
     _call(xq.ctypes.data, xs, rs, s, offs.ctypes.data, offs.size, wp.ctypes.data, out.shape[1], b.ctypes.data,
-          out.ctypes.data, out.shape[3], out.shape[4], res.ctypes.data if res.size > 0 else 0, t0, t1, rows_first,
-          epi, lo, hi)
+          out.ctypes.data, OH, OW, res.ctypes.data if res.size > 0 else 0, t0, t1, rows_first,
+          epi, lo, hi, mr, out.shape[4])
     return xq.size + offs.size + wp.size + b.size + res.size     # alive through the call
+
+
+# Planes of at most this many positions may take tiles across their rows (tiling).
+FLAT_MAX = 64
+
+
+@njit(cache=True, error_model="numpy")
+def tiling(OH, OW):
+    """(positions a tile, whether tiles run on across the image's rows). A row takes tiles of
+    ceil(OW / tiles) positions, the fewest tiles of at most MR_MAX. A small image (FLAT_MAX)
+    whose rows would leave positions computed and not stored takes its positions as one row
+    where that wastes fewer: on AVX2 a 7x7 image is 14 tiles of 4 (56 positions), or 10 of 5
+    across its rows (50)."""
+    tiles = (OW + MR_MAX - 1) // MR_MAX
+    mr = (OW + tiles - 1) // tiles
+    P = OH * OW
+    if OH == 1 or P > FLAT_MAX:
+        return mr, False
+    best, best_mr = OH * tiles * mr, mr
+    for r in MR_VARIANTS:
+        if (P + r - 1) // r * r < best:
+            best, best_mr = (P + r - 1) // r * r, r
+    return best_mr, best < OH * tiles * mr
 
 
 @njit(cache=True, error_model="numpy")
 def items(out_shape):
-    """Work items (output rows over images and channel panels)."""
-    return out_shape[0] * ((out_shape[1] + PANEL - 1) // PANEL) * out_shape[3]
+    """Work items (output rows, or whole images where tiling says so, over images and channel
+    panels)."""
+    rows = 1 if tiling(out_shape[3], out_shape[4])[1] else out_shape[3]
+    return out_shape[0] * ((out_shape[1] + PANEL - 1) // PANEL) * rows
 
 
 @njit(cache=True, error_model="numpy")
