@@ -147,6 +147,26 @@ def test_narrow_pointwise_conv_splits_by_rows(dtype, threads, tmp_path):
     assert (split in _sources(str(tmp_path))) == (threads == 2)
 
 
+@pytest.mark.parametrize("mh", [(50, 7), (640, 7), (5, 7), (20, 14), (16, 28)])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_pointwise_conv_par_bands(mh, parts):
+    """kernels/pointwise.conv_par's bands: output channels in whole tiles of rows on planes up
+    to CHANNEL_SPLIT_MAX positions (some bands empty where there are fewer tiles than parts),
+    rows above; with bias, a residual and a clamp, against numpy in float64."""
+    from targets.cpu.kernels import nn, pointwise
+    m, h = mh
+    c = 24
+    x = RNG.standard_normal((2, c, 1, h, h)).astype(np.float32)
+    w = RNG.standard_normal((m, c, 1, 1, 1)).astype(np.float32)
+    b = RNG.standard_normal(m).astype(np.float32)
+    res = RNG.standard_normal((2, m, 1, h, h)).astype(np.float32)
+    out = np.full_like(res, np.nan)
+    pointwise.conv_par(x, w, b, out, res, nn.ACT_CLIP, -0.5, 1.5, parts)
+    want = np.einsum("mc,ncp->nmp", w.reshape(m, c).astype(np.float64), x.reshape(2, c, -1)) + b[:, None]
+    want = np.clip(want + res.reshape(2, m, -1), -0.5, 1.5)
+    np.testing.assert_allclose(out.reshape(2, m, -1), want, rtol=1e-4, atol=1e-4)
+
+
 def test_strided_padded_1x1_conv_the_inputs_size_is_not_pointwise(tmp_path):
     """A 1x1 conv with stride 2 and pads of 16 on 32x32 has a 32x32 output, as a pointwise
     conv's, but reads every other pixel and a zero border: its 2-thread row bands must too

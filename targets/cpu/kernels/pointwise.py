@@ -14,27 +14,28 @@ from numba import prange
 from .blas import gemm_implicit
 from .jit import njit
 from .nn import _clamp_bounds, _epilogue
+from .sgemm import MR
 
 
 @njit(cache=True, error_model="numpy")
-def _rows(x, w, b, out, res, act, alpha, beta, offs, oh0, oh1):
-    """Output rows oh0 .. oh1 of every image of out (N, M, 1, H, W) = act(w (M, C) @ x + b [+ res]);
-    offs: the channels' planes' offsets (_operands)."""
+def _rows(x, w, b, out, res, act, alpha, beta, offs, oh0, oh1, m0, m1):
+    """Output rows oh0 .. oh1 of channels m0 .. m1 of every image of out (N, M, 1, H, W) =
+    act(w (M, C) @ x + b [+ res]); offs: the channels' planes' offsets (_operands)."""
     N, C, H, W = x.shape[0], x.shape[1], x.shape[3], x.shape[4]
     M, P = out.shape[1], H * W
     xf = x.reshape(N, C * P)
-    w2 = w.reshape(M, C)
+    w2 = w.reshape(M, C)[m0:m1]
     out3 = out.reshape(N, M, P)
     res3 = res.reshape(N, M, P) if res.size > 0 else res.reshape(1, 0, 0)
     clamped, lo, hi = _clamp_bounds(act, alpha, beta, out)
     for n in range(N):
-        o2 = out3[n, :, oh0 * W:oh1 * W]
-        r2 = res3[n, :, oh0 * W:oh1 * W] if res.size > 0 else res3[0]
+        o2 = out3[n, m0:m1, oh0 * W:oh1 * W]
+        r2 = res3[n, m0:m1, oh0 * W:oh1 * W] if res.size > 0 else res3[0]
         if clamped:
-            gemm_implicit(w2, xf[n, oh0 * W:], offs, o2, b, r2, lo, hi)
+            gemm_implicit(w2, xf[n, oh0 * W:], offs, o2, b[m0:m1], r2, lo, hi)
             continue
         gemm_implicit(w2, xf[n, oh0 * W:], offs, o2, b[:0], r2[:0], lo, hi)
-        for m in range(M):
+        for m in range(m0, m1):
             o = out3[n, m, oh0 * W:oh1 * W]     # typed contiguous (a row of o2 is not)
             _epilogue(o, b[m], res3[n, m, oh0 * W:oh1 * W] if res.size > 0 else o[:0], act, alpha, beta)
 
@@ -57,13 +58,28 @@ def conv(x, w, b, out, res, act, alpha, beta):
     """out = act(conv1x1(x, w) + b [+ res]) for x (N, C, 1, H, W), w (M, C, 1, 1, 1), out (N, M, 1,
     H, W) float32, act one of nn's ACT_* codes (lower_nn._pointwise says which convs)."""
     x, w, b, res, offs = _operands(x, w, b, out, res)
-    _rows(x, w, b, out, res, act, alpha, beta, offs, 0, out.shape[3])
+    _rows(x, w, b, out, res, act, alpha, beta, offs, 0, out.shape[3], 0, out.shape[1])
+
+
+# conv_par splits planes of at most this many positions by output channels, larger ones by rows.
+# Rows of a 7x7 plane cut its 49 columns into 21 + 28, each with a ragged tile. Zen 3, 2 threads,
+# medians interleaved in one process, us (rows -> channels): 160 -> 640 at 7x7 110 -> 73, 480 ->
+# 160 79 -> 64, 80 -> 480 55 -> 35, 480 -> 80 46 -> 36; at 14x14 48 -> 288 75 -> 66, 32 -> 192
+# 55 -> 48, 288 -> 48 65 -> 61; but at 28x28 96 -> 16 32 -> 35, 16 -> 96 36 -> 43.
+CHANNEL_SPLIT_MAX = 196
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def conv_par(x, w, b, out, res, act, alpha, beta, parts):
-    """conv in `parts` bands of output rows, one a thread."""
+    """conv in `parts` bands, one a thread: of output rows, or of output channels (whole tiles of
+    rows of A) on a small plane (CHANNEL_SPLIT_MAX)."""
     x, w, b, res, offs = _operands(x, w, b, out, res)
-    H = out.shape[3]
+    H, M = out.shape[3], out.shape[1]
+    by_channels = H * out.shape[4] <= CHANNEL_SPLIT_MAX
+    panels = (M + MR - 1) // MR
     for p in prange(parts):
-        _rows(x, w, b, out, res, act, alpha, beta, offs, p * H // parts, (p + 1) * H // parts)
+        if by_channels:
+            _rows(x, w, b, out, res, act, alpha, beta, offs, 0, H, min(M, p * panels // parts * MR),
+                  min(M, (p + 1) * panels // parts * MR))
+        else:
+            _rows(x, w, b, out, res, act, alpha, beta, offs, p * H // parts, (p + 1) * H // parts, 0, M)
