@@ -294,10 +294,20 @@ def _dot(a, b):
     return s
 
 
-@njit(cache=True, error_model="numpy")
-def _tail_columns(M, N, K, A, sa0, b, sb0, sb1, boffs, C, ldc, Bias, R, ldr, lo, hi, epi, has_res):
-    """sgemm's last N % NR columns of C (A's rows in place, sa1 == 1), each a dot product of
-    every row of A with B's column gathered once; the epilogue where epi."""
+_I = types.intp
+TAIL_SIGNATURE = types.void(*(_I,) * 14, types.float32, types.float32)
+
+
+@cfunc(TAIL_SIGNATURE, cache=True, error_model="numpy")
+def tail_columns(M, N, K, a, sa0, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
+    """sgemm's last N % NR columns of C (sgemm's arguments; A's rows in place, sa1 == 1), each
+    a dot product of every row of A with B's column gathered once; the epilogue where bias is
+    not 0. A callback of its own: inlined into sgemm it cost 2 s of sgemm's cold compile."""
+    A = carray(voidptr(a), _extent(M, K, sa0, 1), np.float32)
+    C = carray(voidptr(c), _extent(M, N, ldc, 1), np.float32)
+    Bias = carray(voidptr(bias), M if bias != 0 else 0, np.float32)
+    R = carray(voidptr(res), _extent(M, N, ldr, 1) if res != 0 else 0, np.float32)
+    epi, has_res = bias != 0, res != 0
     tail = N % NR
     j0 = N - tail
     bc = np.empty((tail, K), np.float32)
@@ -325,7 +335,9 @@ def _tail_columns(M, N, K, A, sa0, b, sb0, sb1, boffs, C, ldc, Bias, R, ldr, lo,
             C[m * ldc + j0 + j] = v
 
 
-_I = types.intp
+TAIL_SYMBOL = "onnxjit_sgemm_tail_v1"
+ll.add_symbol(TAIL_SYMBOL, tail_columns.address)
+_tail_call = types.ExternalFunction(TAIL_SYMBOL, TAIL_SIGNATURE)
 SIGNATURE = types.void(*(_I,) * 15, types.float32, types.float32)
 
 
@@ -365,7 +377,7 @@ def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, 
         # tile, ~K cycles a row of A, a quarter of a 7x7 pointwise conv: as dot products along
         # A's rows instead, ~K/16 + 16 cycles a column (short rows: the vector loop's scalar
         # remainder; 48x288 at 14x14 went 74 -> 79 us)
-        _tail_columns(M, N, K, A, sa0, b, sb0, sb1, boffs, C, ldc, Bias, R, ldr, lo, hi, bias != 0, res != 0)
+        _tail_call(M, N, K, a, sa0, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi)
         n_j -= 1
         N -= tail
     bpk = np.empty(n_j * K * NR if small_n and indirect else 0, np.float32)
