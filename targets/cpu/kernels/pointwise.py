@@ -7,7 +7,7 @@ Why its own module: nn.conv_gemm32's C callback holds every path of the conv GEM
 GEMM, im2col, wide rows, 3-D) and compiles them all wherever a model has one conv on it,
 ~17 s of mobilenetv2_half's cold compile for convs that are all pointwise; conv_gemm_par's
 bands add their own. The same arithmetic as conv_gemm's pointwise path and conv_gemm_par's
-row bands, compiled alone."""
+row bands, compiled alone; on small planes the bands are of output channels (conv_par)."""
 import numpy as np
 from numba import prange
 
