@@ -274,11 +274,13 @@ def tiling(OH, OW):
     P = OH * OW
     if OH == 1 or P > FLAT_MAX:
         return mr, False
-    best, best_mr = OH * tiles * mr, mr
+    row_cost = OH * tiles * mr        # positions computed, stored or not
+    best, best_mr = row_cost, mr
     for r in MR_VARIANTS:
-        if (P + r - 1) // r * r < best:
-            best, best_mr = (P + r - 1) // r * r, r
-    return best_mr, best < OH * tiles * mr
+        cost = (P + r - 1) // r * r
+        if cost < best:
+            best, best_mr = cost, r
+    return best_mr, best < row_cost
 
 
 @njit(cache=True, error_model="numpy")

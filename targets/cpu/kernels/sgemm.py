@@ -302,7 +302,9 @@ TAIL_SIGNATURE = types.void(*(_I,) * 14, types.float32, types.float32)
 def tail_columns(M, N, K, a, sa0, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
     """sgemm's last N % NR columns of C (sgemm's arguments; A's rows in place, sa1 == 1), each
     a dot product of every row of A with B's column gathered once; the epilogue where bias is
-    not 0. A callback of its own: inlined into sgemm it cost 2 s of sgemm's cold compile."""
+    not 0. A callback of its own: inlined into sgemm it cost 2 s of sgemm's cold compile.
+    Its gathers are its own too: packing the columns with _pack_rows / _pack_b, then
+    transposing them, cost another 0.5-1 s of it."""
     A = carray(voidptr(a), _extent(M, K, sa0, 1), np.float32)
     C = carray(voidptr(c), _extent(M, N, ldc, 1), np.float32)
     Bias = carray(voidptr(bias), M if bias != 0 else 0, np.float32)
