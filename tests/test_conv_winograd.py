@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler import compile
+from targets.cpu import lower_nn
 from targets.cpu.kernels import nn
 
 from .helpers import F, model, reference
@@ -166,9 +167,15 @@ CASES32 = {
 }
 
 
+@pytest.fixture
+def wino32(monkeypatch):
+    """kernels/winograd.py taken on any CPU (lower_nn.WINO32: not on Intel's AVX-512 cores)."""
+    monkeypatch.setattr(lower_nn, "WINO32", True)
+
+
 @pytest.mark.parametrize("name", sorted(CASES32))
 @pytest.mark.parametrize("threads", [1, 2])
-def test_winograd32_matches_reference(name, threads, tmp_path):
+def test_winograd32_matches_reference(name, threads, tmp_path, wino32):
     n, c, m, h, w, pads, act, residual = CASES32[name]
     mod = _conv_model(n, c, m, h, w, pads, act, residual)
     feeds = _feeds(mod)
@@ -179,7 +186,7 @@ def test_winograd32_matches_reference(name, threads, tmp_path):
     assert "L_winograd.conv" in src and ("conv_par" in src) == (threads == 2), src
 
 
-def test_winograd32_clip_and_workspace_in_the_arena(tmp_path):
+def test_winograd32_clip_and_workspace_in_the_arena(tmp_path, wino32):
     """Clip in the output transform's registers; the scratch (V and M) a slice of the arena."""
     n, c, m, h, w, pads = 1, 32, 32, 28, 28, (1, 1, 1, 1)
     oh, ow = _out_hw(h, w, pads)
@@ -195,8 +202,20 @@ def test_winograd32_clip_and_workspace_in_the_arena(tmp_path):
     assert "L_winograd.conv(" in src and "arena_float32[" in src, src
 
 
+def test_winograd32_left_to_conv_small_where_it_does_not_pay(tmp_path, monkeypatch):
+    """Where lower_nn.WINO32 is off (Intel's AVX-512 cores), a conv Winograd would take runs on
+    conv_small's tiles, with its residual and Relu."""
+    monkeypatch.setattr(lower_nn, "WINO32", False)
+    mod = _conv_model(1, 32, 32, 16, 16, (1, 1, 1, 1), ("Relu", {}), True)
+    feeds = _feeds(mod)
+    fn = compile(mod, cache_dir=str(tmp_path), threads=1)
+    np.testing.assert_allclose(fn.run(feeds)["z"], reference(mod, feeds)[0], rtol=1e-4, atol=1e-5)
+    src = _graph_source(fn, feeds)
+    assert "L_winograd" not in src and "L_conv_small.conv(" in src, src
+
+
 @pytest.mark.parametrize("case", ["sigmoid", "7x7", "few_channels", "strided"])
-def test_winograd32_choice(case, tmp_path):
+def test_winograd32_choice(case, tmp_path, wino32):
     """Not taken for an activation its epilogue does not apply (the conv GEMM fuses it), 7x7
     outputs (16 tiles), fewer than 32 channels or a stride; each still matches the reference."""
     n, c, m, h, w, pads, act, strides = 1, 32, 32, 14, 14, (1, 1, 1, 1), None, [1, 1]

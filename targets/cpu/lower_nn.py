@@ -359,18 +359,29 @@ def _winograd(node, geo):
 # 14x14 (49 tiles) 0.69 -> 0.46, but 256 at 7x7 (16 tiles: half a GEMM panel, and 8x8 outputs
 # computed for 7x7) 0.81 -> 1.20; 16 channels at 56x56 about even, 8 at 112x112 2x slower.
 WINO32_MIN_TILES, WINO32_MIN_CHANNELS = 49, 32
+# Those figures are AMD's: Zen 4 runs a 512-bit FMA as two 256-bit halves, one a cycle, and
+# Zen 3 (AVX2) has two 256-bit units, so Winograd's 2.25x fewer multiplies pay for its
+# transforms. An Intel AVX-512 core issues two 512-bit FMAs a cycle (214 GFLOPS measured on the
+# session-24 Xeon, LLVM name "rocketlake" under its hypervisor), and conv_small's tiles, bound
+# by those FMAs, run at twice the rate while the transforms do not: there every 3x3 conv is
+# conv_small's. resnet18_half, interleaved with onnxruntime in one process (bench protocol),
+# ms at 1 / 2 threads: Winograd from 14x14 8.04 / 4.79, from 28x28 7.74 / 4.69, none 7.46 /
+# 4.21 (onnxruntime 6.23 / 3.37). AVX-512 CPUs not measured (Zen 5's full-width FMAs among
+# them) go without, as Intel's.
+WINO32_CPUS_AVX512 = ("znver4",)
+WINO32 = sgemm.W == 8 or sgemm.target_cpu() in WINO32_CPUS_AVX512
 
 
 def _winograd32(node, geo, act):
-    """Whether a float32 conv with constant filters runs as kernels/winograd.py's: 2-D 3x3,
-    stride 1, dilation 1, group 1, an activation its epilogue applies, and enough tiles and
-    channels (above)."""
+    """Whether a float32 conv with constant filters runs as kernels/winograd.py's: on a CPU
+    where it pays (WINO32), 2-D 3x3, stride 1, dilation 1, group 1, an activation its epilogue
+    applies, and enough tiles and channels (above)."""
     x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
     if x.dtype != np.float32 or len(x.shape) != 4 or int(attr(node, "group", 1)) != 1:
         return False
     if tuple(w.shape[2:]) != (3, 3) or any(int(v) != 1 for v in (*geo["strides"], *geo["dilations"])):
         return False
-    if act not in IN_REGISTER_ACTS:
+    if act not in IN_REGISTER_ACTS or not WINO32:
         return False
     tiles = ((out.shape[2] + 1) // 2) * ((out.shape[3] + 1) // 2)
     return tiles >= WINO32_MIN_TILES and min(w.shape[0], w.shape[1]) >= WINO32_MIN_CHANNELS

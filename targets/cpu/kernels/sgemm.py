@@ -38,6 +38,12 @@ def _target_features() -> str:
     return os.environ.get("NUMBA_CPU_FEATURES") or ll.get_host_cpu_features().flatten()
 
 
+def target_cpu() -> str:
+    """The CPU code is generated for, by LLVM's name: NUMBA_CPU_NAME when set (as
+    _target_features), else the host's."""
+    return os.environ.get("NUMBA_CPU_NAME") or ll.get_host_cpu_name()
+
+
 def tile_shape(features: str):
     """(rows, vector width, vectors a row) of the C tile held in registers. 32 vector registers
     of 16 floats (AVX-512): 8 x 32, 16 accumulators. 16 of 8 (AVX2, the Zen 3 machine): 6 x 16,
