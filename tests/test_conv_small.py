@@ -30,6 +30,10 @@ CASES = {
     "3x3_7x7_res_relu": (1, 32, 7, 7, 32, 3, 1, (1, 1, 1, 1), "res_relu"),
     "3x3_stride2_to_7x7_clip": (2, 16, 14, 14, 48, 3, 2, (1, 1, 1, 1), "clip"),
     "3x3_5x7_none": (1, 24, 5, 7, 16, 3, 1, (1, 1, 1, 1), "none"),
+    # rows of 9 across rows on both widths: 7x9 as tiles of 7 (AVX-512) or 4 (AVX2), 6x9 as 7
+    # tiles of 8 (AVX-512: the last two positions clamped) or 9 of 6; a tile's positions wrap
+    "3x3_7x9_res_relu": (1, 24, 7, 9, 32, 3, 1, (1, 1, 1, 1), "res_relu"),
+    "3x3_6x9_two_images": (2, 16, 6, 9, 32, 3, 1, (1, 1, 1, 1), "clip"),
 }
 if sgemm.W == 8:    # panels of 16 and a last one of 8; rows of 8 as two tiles of 4
     CASES["3x3_8wide_40ch"] = (1, 40, 8, 8, 40, 3, 1, (1, 1, 1, 1), "res_relu")

@@ -95,11 +95,21 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             count = builder.select(builder.icmp_signed("<", mr, count), mr, count)
             last = builder.sub(OW, const(1))
             row_base = builder.gep(x_base, [builder.add(builder.mul(img, xs), builder.mul(oh, rs))])
+            # position p of the row is (p // OWr, p % OWr) of the image: one division a tile, the
+            # tile's later positions step on from it (OWr >= 7 > MR - 1: one wrap at most)
+            q0, c0 = builder.sdiv(ow0, OWr), builder.srem(ow0, OWr)
             ptrs = []
             for r in range(MR):
                 pos = builder.add(ow0, const(r))
-                pos = builder.select(builder.icmp_signed("<", pos, last), pos, last)
-                at = builder.add(builder.mul(builder.sdiv(pos, OWr), rs), builder.mul(builder.srem(pos, OWr), s))
+                clamp = builder.icmp_signed(">", pos, last)
+                col = builder.add(c0, const(r))
+                wrap = builder.icmp_signed(">=", col, OWr)
+                col = builder.select(wrap, builder.sub(col, OWr), col)
+                q = builder.add(q0, builder.zext(wrap, q0.type))
+                # the clamped position (the image's last) is row OW // OWr - 1, column OWr - 1
+                q = builder.select(clamp, builder.sub(builder.sdiv(OW, OWr), const(1)), q)
+                col = builder.select(clamp, builder.sub(OWr, const(1)), col)
+                at = builder.add(builder.mul(q, rs), builder.mul(col, s))
                 ptrs.append(builder.gep(row_base, [at]))
             for r in range(MR):
                 for v in range(NV):
