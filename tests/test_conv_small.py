@@ -34,6 +34,10 @@ CASES = {
     # tiles of 8 (AVX-512: the last two positions clamped) or 9 of 6; a tile's positions wrap
     "3x3_7x9_res_relu": (1, 24, 7, 9, 32, 3, 1, (1, 1, 1, 1), "res_relu"),
     "3x3_6x9_two_images": (2, 16, 6, 9, 32, 3, 1, (1, 1, 1, 1), "clip"),
+    # with AVX-512, rows of 28 as two tiles of 14 (conv_small.WIDE), panels of 32 and 16
+    "3x3_28wide_hardswish": (1, 16, 12, 28, 48, 3, 1, (1, 1, 1, 1), "hardswish"),
+    "pointwise_28wide_silu": (2, 64, 3, 28, 32, 1, 1, (0, 0, 0, 0), "silu"),
+    "3x3_56wide_res": (1, 24, 4, 56, 32, 3, 1, (1, 1, 1, 1), "res"),      # 24 channels: not Winograd's
 }
 if sgemm.W == 8:    # panels of 16 and a last one of 8; rows of 8 as two tiles of 4
     CASES["3x3_8wide_40ch"] = (1, 40, 8, 8, 40, 3, 1, (1, 1, 1, 1), "res_relu")

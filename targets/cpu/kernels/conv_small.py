@@ -5,8 +5,8 @@ the channels, so no lane is wasted on a ragged image width.
 Why: the NCHW GEMM (nn.conv_gemm32) puts the output positions in its 32-column tiles; 49
 positions fill two tiles to 77% and its 640x160x49 pointwise conv ran at 68 GFLOPS where
 onnxruntime's NCHWc kernels ran 103 (mobilenetv2_half's 7x7 and 14x14 convs: ~0.3 ms of
-its 1-thread gap). Here a tile is mr <= 8 positions of one output row (7 for a 7- or 14-wide
-image: no waste) by 32 channels of filters packed at compile time (pack), 16 accumulators;
+its 1-thread gap). Here a tile is mr <= 8 positions of one output row (7 for a 7-wide image:
+no waste; with AVX-512 14 of a stride-1 row a multiple of 14 wide, WIDE) by 32 channels of filters packed at compile time (pack), 16 accumulators;
 each step of the reduction broadcasts one input value a position (read in place from the
 image, or from a zero-padded copy where the conv pads) and loads two filter vectors. The
 finished tile is transposed in registers (three rounds of two-vector shuffles) into rows of
@@ -35,6 +35,15 @@ PANEL = 2 * VW      # output channels a tile (two vectors); a last panel of one 
 # 7 takes two tiles of 4, one of 14 three of 5.
 MR_VARIANTS = (8, 7) if VW == 16 else (6, 5, 4)
 MR_MAX = MR_VARIANTS[0]
+# With AVX-512, a stride-1 row a multiple of 14 wide (14x14 .. 112x112 images) takes tiles of
+# 14 positions, 28 accumulators: a filter vector loaded for 14 FMAs, not 7 (or 8). In C, the
+# weights streaming from L2 (K = 2304), 200 GFLOPS against 175 for 7 positions on the session-24
+# Xeon (peak 214). Here, one thread, us (7 or 8 -> 14): 64 -> 64 at 28x28 364-398 -> 338,
+# 32 -> 32 at 56x56 360-390 -> 357-365, 128 -> 128 at 14x14 335-337 -> 327-345; resnet18_half
+# against onnxruntime, alternating processes, 1.204 / 1.179 -> 1.156 / 1.132. Its cost: the
+# callback's cold compile 2.3 -> 4.5 s there.
+WIDE = 14 if VW == 16 else 0
+GROUP = 8       # positions a transpose stores (vecir.store_tile)
 
 
 def pack(w: np.ndarray) -> np.ndarray:
@@ -84,17 +93,49 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
         i64p = ir.IntType(64).as_pointer()
         x_base, w_base, b_base, o_base, r_base = (V.fptr(a) for a in (xp_i, wp_i, bp_i, op_i, rp_i))
         offs = builder.inttoptr(offs_i, i64p)
-        accs = [[cgutils.alloca_once(builder, V.vec) for _ in range(2)] for _ in range(MR_MAX)]
+        accs = [[cgutils.alloca_once(builder, V.vec) for _ in range(2)] for _ in range(max(MR_MAX, WIDE))]
         panels = builder.sdiv(builder.add(M, const(PANEL - 1)), const(PANEL))
         tiles = builder.sdiv(builder.add(OW, builder.sub(mr, const(1))), mr)
 
         def tile(MR, NV, img, m0, oh, ow0, with_res, ep):
             """One tile: MR rows of code (positions past the tile's own count clamped to the
-            image's last, computed and not stored), NV vectors of channels."""
+            image's last, computed and not stored), NV vectors of channels; MR == WIDE: 14
+            positions of a stride-1 row, all in the image (tiling)."""
             count = builder.sub(OW, ow0)
             count = builder.select(builder.icmp_signed("<", mr, count), mr, count)
             last = builder.sub(OW, const(1))
             row_base = builder.gep(x_base, [builder.add(builder.mul(img, xs), builder.mul(oh, rs))])
+            if MR == WIDE:
+                tile_wide(NV, row_base, ow0, m0)
+            else:
+                tile_narrow(MR, NV, row_base, ow0, m0, last)
+            store(MR, NV, img, m0, oh, ow0, count, with_res, ep)
+
+        def reduce(MR, NV, m0, broadcasts):
+            """accs[r][v] = sum over k of broadcasts(r, v, off_k) * w[k, v-th vector of the panel]."""
+            for r in range(MR):
+                for v in range(NV):
+                    builder.store(V.zero, accs[r][v])
+            panel = builder.gep(w_base, [builder.mul(m0, K)])
+            with cgutils.for_range(builder, K) as loop:
+                k = loop.index
+                off = builder.load(builder.gep(offs, [k]))
+                wrow = builder.gep(panel, [builder.mul(k, const(NV * VW))])
+                wv = [V.load(wrow, const(v * VW)) for v in range(NV)]
+                for r in range(MR):
+                    for v, a in zip(range(NV), broadcasts(r, NV, off)):
+                        builder.store(V.fma(a, wv[v], builder.load(accs[r][v])), accs[r][v])
+
+        def tile_wide(NV, row_base, ow0, m0):
+            # the positions one pointer apart: with a pointer a position (tile_narrow), 14 of them
+            # spilled and the tile ran 2x slower
+            base = builder.gep(row_base, [ow0])
+
+            def broadcasts(r, nv, off):
+                return [V.splat(builder.load(builder.gep(base, [builder.add(off, const(r))])))] * nv
+            reduce(WIDE, NV, m0, broadcasts)
+
+        def tile_narrow(MR, NV, row_base, ow0, m0, last):
             # position p of the row is (p // OWr, p % OWr) of the image: one division a tile, the
             # tile's later positions step on from it (OWr >= 7 > MR - 1: one wrap at most)
             q0, c0 = builder.sdiv(ow0, OWr), builder.srem(ow0, OWr)
@@ -111,29 +152,25 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
                 col = builder.select(clamp, builder.sub(OWr, const(1)), col)
                 at = builder.add(builder.mul(q, rs), builder.mul(col, s))
                 ptrs.append(builder.gep(row_base, [at]))
-            for r in range(MR):
-                for v in range(NV):
-                    builder.store(V.zero, accs[r][v])
-            panel = builder.gep(w_base, [builder.mul(m0, K)])
-            with cgutils.for_range(builder, K) as loop:
-                k = loop.index
-                off = builder.load(builder.gep(offs, [k]))
-                wrow = builder.gep(panel, [builder.mul(k, const(NV * VW))])
-                wv = [V.load(wrow, const(v * VW)) for v in range(NV)]
-                for r in range(MR):
-                    a = V.splat(builder.load(builder.gep(ptrs[r], [off])))
-                    for v in range(NV):
-                        builder.store(V.fma(a, wv[v], builder.load(accs[r][v])), accs[r][v])
-            mask = H8.below(count)
-            plane = builder.mul(OH, OW)
-            for v in range(NV):
-                ch0 = builder.add(m0, const(v * VW))
-                rows = [builder.load(accs[r][v]) for r in range(MR)] + [V.zero] * (8 - MR)
 
-                def at_of(c, ch0=ch0):
-                    return builder.add(builder.mul(builder.add(builder.mul(img, M), builder.add(ch0, const(c))), plane),
-                                       builder.add(builder.mul(oh, OW), ow0))
-                store_tile(V, H8, rows, V.load(b_base, ch0), at_of, mask, o_base, r_base, with_res, ep, lo, hi)
+            def broadcasts(r, nv, off):
+                return [V.splat(builder.load(builder.gep(ptrs[r], [off])))] * nv
+            reduce(MR, NV, m0, broadcasts)
+
+        def store(MR, NV, img, m0, oh, ow0, count, with_res, ep):
+            """The tile's accumulators, in groups of 8 positions, through the epilogue to out."""
+            plane = builder.mul(OH, OW)
+            for g0 in range(0, MR, GROUP):
+                mask = H8.below(builder.sub(count, const(g0)))
+                for v in range(NV):
+                    ch0 = builder.add(m0, const(v * VW))
+                    rows = [builder.load(accs[r][v]) for r in range(g0, min(MR, g0 + GROUP))]
+                    rows += [V.zero] * (GROUP - len(rows))
+
+                    def at_of(c, ch0=ch0, g0=g0):
+                        return builder.add(builder.mul(builder.add(builder.mul(img, M), builder.add(ch0, const(c))), plane),
+                                           builder.add(builder.mul(oh, OW), builder.add(ow0, const(g0))))
+                    store_tile(V, H8, rows, V.load(b_base, ch0), at_of, mask, o_base, r_base, with_res, ep, lo, hi)
 
         by_rows = builder.icmp_signed("!=", rows_first, c0)
 
@@ -158,7 +195,8 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             has_res = builder.icmp_signed("!=", rp_i, c0)
             # no activation is a clamp to (-inf, inf) (vec_epilogue's bounds): one variant fewer to compile
             eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_HARDSWISH, EPI_SILU)] + [(None, EPI_CLAMP)]
-            dispatch(builder, [(builder.icmp_signed("==", mr, const(r)), r) for r in MR_VARIANTS], lambda MR: dispatch(
+            variants = ((WIDE,) if WIDE else ()) + MR_VARIANTS
+            dispatch(builder, [(builder.icmp_signed("==", mr, const(r)), r) for r in variants], lambda MR: dispatch(
                 builder, [(full, 2), (None, 1)], lambda NV: dispatch(
                     builder, [(has_res, True), (None, False)], lambda rs_: dispatch(
                         builder, eps, lambda ep: body(MR, NV, rs_, ep)(t)))))
@@ -260,7 +298,7 @@ def _pad(xc, xq, H, W, geo, p0, p1):
 @njit(cache=True, error_model="numpy")
 def _run(xq, xs, rs, offs, wp, b, out, s, res, t0, t1, rows_first, act, alpha, beta):
     epi, lo, hi = vec_epilogue_silu(act, alpha, beta)
-    mr, flat = tiling(out.shape[3], out.shape[4])
+    mr, flat = tiling(out.shape[3], out.shape[4], s)
     OH, OW = (1, out.shape[3] * out.shape[4]) if flat else (out.shape[3], out.shape[4])
     _call(xq.ctypes.data, xs, rs, s, offs.ctypes.data, offs.size, wp.ctypes.data, out.shape[1], b.ctypes.data,
           out.ctypes.data, OH, OW, res.ctypes.data if res.size > 0 else 0, t0, t1, rows_first,
@@ -273,12 +311,15 @@ FLAT_MAX = 64
 
 
 @njit(cache=True, error_model="numpy")
-def tiling(OH, OW):
-    """(positions a tile, whether tiles run on across the image's rows). A row takes tiles of
+def tiling(OH, OW, s=1):
+    """(positions a tile, whether tiles run on across the image's rows). A stride-1 row a
+    multiple of WIDE wide takes tiles of WIDE. Otherwise a row takes tiles of
     ceil(OW / tiles) positions, the fewest tiles of at most MR_MAX. A small image (FLAT_MAX)
     whose rows would leave positions computed and not stored takes its positions as one row
     where that wastes fewer: on AVX2 a 7x7 image is 14 tiles of 4 (56 positions), or 10 of 5
     across its rows (50)."""
+    if WIDE and s == 1 and OW % WIDE == 0:
+        return WIDE, False
     tiles = (OW + MR_MAX - 1) // MR_MAX
     mr = (OW + tiles - 1) // tiles
     P = OH * OW
