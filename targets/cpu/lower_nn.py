@@ -110,7 +110,7 @@ def _conv(node, em):
         args = (f"{_view5(em, x)}, {wp}, {bias}, {out5}, {_p3(geo['strides'], 1)}, {_p3(geo['pads_begin'], 0)}, "
                 f"{source.ints(tuple(int(d) for d in w.shape[2:]))}, {res5}, {act}, {alpha}, {beta}")
         L4 = em.lib(tiles)
-        split = f", {kernel.rows_first(w.shape)}" if tiles == "conv_small" else ""
+        split = f", {kernel.rows_first(w.shape, out.shape)}" if tiles == "conv_small" else ""
         em.emit(f"{L4}.conv_par({args}, {parts}{split})" if parts > 1 else f"{L4}.conv({args})")
         return
     if path == "pointwise":

@@ -377,11 +377,18 @@ def conv_par(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta, 
 # 1.881 -> 1.841 ms and 1.891 -> 1.827 against panels everywhere, se_cnn 0.528 -> 0.518;
 # resnet18_half even, and 3% slower with its 256 x 256 x 3 x 3 filters split by rows too.
 ROWS_FIRST_MAX_BYTES = 512 * 1024
+# Planes of at most this many positions split by panels whatever their filters (as
+# pointwise.CHANNEL_SPLIT_MAX): two threads' rows of a 7x7 or 14x14 plane share cache lines of
+# every output channel. On the session-24 Xeon, 2 threads, us, rows -> panels: 80 -> 480 at
+# 7x7 32.3 -> 21.4 (one thread 31.9), 48 -> 288 at 14x14 37.6 -> 27.2; at 28x28 16 -> 96 even
+# (21.4, 21.0); the depthwise conv after each as fast or faster (20.3 -> 17.8 at 14x14).
+ROWS_FIRST_MIN_POSITIONS = 197
 
 
-def rows_first(w_shape) -> int:
+def rows_first(w_shape, out_shape) -> int:
     """Whether conv_par splits a conv with filters of this shape by output rows: where the filters
     are small, so that a thread reads the rows of its input and writes the rows of its output
     that the layers around it (split by rows too) leave in its own core's cache; larger filters
-    by channel panels, each thread streaming half of them."""
-    return int(4 * int(np.prod(w_shape)) <= ROWS_FIRST_MAX_BYTES)
+    by channel panels, each thread streaming half of them. Small planes by panels (above)."""
+    plane = int(np.prod(out_shape[2:]))
+    return int(4 * int(np.prod(w_shape)) <= ROWS_FIRST_MAX_BYTES and plane >= ROWS_FIRST_MIN_POSITIONS)
