@@ -76,17 +76,6 @@ def test_few_multiply_adds_or_ragged_channels_elsewhere(tmp_path):
         assert "conv_small" not in src and path in src, src
 
 
-def test_large_pointwise_on_the_gemm(tmp_path):
-    """A pointwise conv of 64 filters or more on a plane of more than 196 positions (ResNet-50's)
-    runs on kernels/pointwise.py's GEMM with AVX-512 too (lower_nn._large_pointwise)."""
-    m, ins = _model(1, 48, 16, 16, 64, 1, 1, (0, 0, 0, 0), "res_relu")
-    feeds = {k: RNG.standard_normal(shape).astype(np.float32) for k, _, shape in ins}
-    np.testing.assert_allclose(compile(m, cache_dir=str(tmp_path)).run(feeds)["z"], reference(m, feeds)[0],
-                               rtol=1e-4, atol=1e-4)
-    src = "".join(open(p).read() for p in tmp_path.glob("**/onnxjit_g_*.py"))
-    assert "conv_small" not in src and "L_pointwise.conv" in src, src
-
-
 @pytest.mark.parametrize("rows_first", [0, 1])
 @pytest.mark.parametrize("hw", [(9, 11), (7, 7)])     # 7x7: with AVX2 tiles across rows, an item an image
 def test_conv_par_splits_by_rows_or_panels(rows_first, hw):

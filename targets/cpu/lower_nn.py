@@ -179,20 +179,13 @@ SMALL_MIN_K = 32
 # stay ahead up to 64 multiply-adds an output: se_cnn's 32 -> 128 at 28x28 102 against 117 us,
 # 64 -> 256 at 14x14 92 against 90.
 SMALL_MIN_K_SILU = 64
-# With AVX-512 too, pointwise convs of many filters on large planes (ResNet-50's) run on
-# kernels/pointwise.py's packed GEMM: a tile's input steps a whole plane (12.5 KB at 56x56) a
-# reduction step, a new page and cache line each. One conv with Relu, one thread, against
-# onnxruntime in one process (session-24 Xeon), us, conv_small -> pointwise: 256 -> 64 at 56x56
-# 1202 -> 1100, 64 -> 256 937 -> 839, 64 -> 64 244 -> 234, 512 -> 128 at 28x28 1049 -> 1011,
-# 128 -> 512 809 -> 781; but 1024 -> 256 at 14x14 709 -> 839, 2048 -> 512 at 7x7 885 -> 957.
-# light_resnet50 at one thread 80.4 -> 76.4 ms (onnxruntime 57.4). Fewer filters stay
-# (mobilenetv2_half's and se_cnn's 16 and 32: mixed, -4% to +5%).
-SMALL_POINTWISE_MAX_POSITIONS, SMALL_POINTWISE_MAX_M = 196, 63
-
-
-def _large_pointwise(w, out) -> bool:
-    """A pointwise conv kernels/pointwise.py takes on any CPU (above)."""
-    return int(np.prod(out.shape[2:])) > SMALL_POINTWISE_MAX_POSITIONS and int(w.shape[0]) > SMALL_POINTWISE_MAX_M
+# Tried (session 24, the Xeon): ResNet-50's pointwise convs of 64 filters or more on planes
+# above 196 positions on kernels/pointwise.py's GEMM instead, where a tile's input steps a
+# whole plane a reduction step. One conv, one thread, us, conv_small -> pointwise: 256 -> 64 at
+# 56x56 1202 -> 1100, 512 -> 128 at 28x28 1049 -> 1011, but 1024 -> 256 at 14x14 709 -> 839;
+# light_resnet50 against onnxruntime 1.46 -> 1.42. Not kept: pointwise.py's njit GEMM is
+# compiled into the model's own module, light_resnet50's cold compile 17.5 -> 23 s (28.4 s
+# with no kernel cached, against the 30 s the bench allows).
 
 
 def _one_position(x, w, out, group) -> bool:
@@ -241,8 +234,8 @@ def _conv_small(x, w, out, geo, group, act):
         return False
     if act not in IN_REGISTER_ACTS + (nn_kernels.ACT_SILU,):     # SiLU: conv_small's own (vecir.Vec.sigmoid)
         return False
-    if _is_pointwise(x, w, out, geo) and (sgemm.W == 8 or _large_pointwise(w, out)):
-        return False        # kernels/pointwise.py's GEMM (see SMALL_MIN_K and SMALL_POINTWISE_MAX_POSITIONS)
+    if sgemm.W == 8 and _is_pointwise(x, w, out, geo):
+        return False        # AVX2: kernels/pointwise.py's GEMM (see SMALL_MIN_K)
     k = int(np.prod(w.shape[1:]))
     return k >= (SMALL_MIN_K_SILU if act == nn_kernels.ACT_SILU else SMALL_MIN_K)
 
