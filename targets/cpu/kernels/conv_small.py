@@ -6,9 +6,10 @@ Why: the NCHW GEMM (nn.conv_gemm32) puts the output positions in its 32-column t
 positions fill two tiles to 77% and its 640x160x49 pointwise conv ran at 68 GFLOPS where
 onnxruntime's NCHWc kernels ran 103 (mobilenetv2_half's 7x7 and 14x14 convs: ~0.3 ms of
 its 1-thread gap). Here a tile is mr <= 8 positions of one output row (7 for a 7-wide image:
-no waste; with AVX-512 14 of a stride-1 row a multiple of 14 wide, WIDE) by 32 channels of filters packed at compile time (pack), 16 accumulators;
-each step of the reduction broadcasts one input value a position (read in place from the
-image, or from a zero-padded copy where the conv pads) and loads two filter vectors. The
+no waste; with AVX-512 14 of a stride-1 row a multiple of 14 wide, WIDE) by 32 channels of
+filters packed at compile time (pack), 16 accumulators (28 for WIDE); each step of the
+reduction broadcasts one input value a position (read in place from the image, or from a
+zero-padded copy where the conv pads) and loads two filter vectors. The
 finished tile is transposed in registers (three rounds of two-vector shuffles) into rows of
 8 positions a channel, stored under a mask with bias, residual and Relu/Clip/HardSwish/SiLU
 applied on the way. The NCHW output needs no layout change around it.
