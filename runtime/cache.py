@@ -32,15 +32,26 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def target_cpu() -> str:
+    """The CPU code is generated for, by LLVM's name: NUMBA_CPU_NAME when set (an AOT build for
+    another machine), else the host's. The kernels choose their paths by it (targets/cpu)."""
+    from llvmlite import binding
+    return os.environ.get("NUMBA_CPU_NAME") or binding.get_host_cpu_name()
+
+
+def target_features() -> str:
+    """The CPU features code is generated for: NUMBA_CPU_FEATURES when set, else the host's."""
+    from llvmlite import binding
+    return os.environ.get("NUMBA_CPU_FEATURES") or binding.get_host_cpu_features().flatten()
+
+
 def environment_key() -> dict:
     """Everything outside the model that changes the generated machine code."""
     import llvmlite
     import numba
-    from llvmlite import binding
-    cpu = os.environ.get("NUMBA_CPU_NAME") or binding.get_host_cpu_name()
-    features = os.environ.get("NUMBA_CPU_FEATURES") or binding.get_host_cpu_features().flatten()
     return {"onnxjit": RUNTIME_VERSION, "numba": numba.__version__, "llvmlite": llvmlite.__version__,
-            "numpy": np.__version__, "python": sys.version.split()[0], "cpu": cpu, "features": features}
+            "numpy": np.__version__, "python": sys.version.split()[0], "cpu": target_cpu(),
+            "features": target_features()}
 
 
 def model_key(model_bytes: bytes, target: str, options: dict) -> str:

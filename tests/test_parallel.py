@@ -151,7 +151,7 @@ def test_narrow_pointwise_conv_splits_by_rows(dtype, threads, tmp_path):
 @pytest.mark.parametrize("parts", [2, 3])
 def test_pointwise_conv_par_bands(mh, parts):
     """kernels/pointwise.conv_par's bands: output channels in whole tiles of rows on planes up
-    to CHANNEL_SPLIT_MAX positions (some bands empty where there are fewer tiles than parts),
+    to share.CHANNEL_SPLIT_MAX positions (some bands empty where there are fewer tiles than parts),
     rows above; with bias, a residual and a clamp, against numpy in float64."""
     from targets.cpu.kernels import nn, pointwise
     m, h = mh

@@ -8,6 +8,7 @@ import numpy as np
 
 from compiler.ops import nn as nn_ops
 from compiler.ops.common import attr
+from runtime.cache import target_cpu
 
 from . import source
 from .kernels import nn as nn_kernels
@@ -376,7 +377,7 @@ WINO32_MIN_TILES, WINO32_MIN_CHANNELS = 49, 32
 # 4.21 (onnxruntime 6.23 / 3.37). AVX-512 CPUs not measured (Zen 5's full-width FMAs among
 # them) go without, as Intel's.
 WINO32_CPUS_AVX512 = ("znver4",)
-WINO32 = sgemm.W == 8 or sgemm.target_cpu() in WINO32_CPUS_AVX512
+WINO32 = sgemm.W == 8 or target_cpu() in WINO32_CPUS_AVX512
 
 
 def _winograd32(node, geo, act):

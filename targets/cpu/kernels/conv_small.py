@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 
 from .jit import njit
 from .nn import pack_panels, vec_epilogue_silu
-from .share import chunk_count, counters, next_chunk
+from .share import CHANNEL_SPLIT_MAX, chunk_count, counters, next_chunk
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch, store_tile
 
@@ -44,6 +44,7 @@ MR_MAX = MR_VARIANTS[0]
 # against onnxruntime, alternating processes, 1.204 / 1.179 -> 1.156 / 1.132. Its cost: the
 # callback's cold compile 2.3 -> 4.5 s there.
 WIDE = 14 if VW == 16 else 0
+TILE_VARIANTS = ((WIDE,) if WIDE else ()) + MR_VARIANTS     # the loop nests _rows compiles
 GROUP = 8       # positions a transpose stores (vecir.store_tile)
 
 
@@ -104,12 +105,11 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             positions of a stride-1 row, all in the image (tiling)."""
             count = builder.sub(OW, ow0)
             count = builder.select(builder.icmp_signed("<", mr, count), mr, count)
-            last = builder.sub(OW, const(1))
             row_base = builder.gep(x_base, [builder.add(builder.mul(img, xs), builder.mul(oh, rs))])
             if MR == WIDE:
                 tile_wide(NV, row_base, ow0, m0)
             else:
-                tile_narrow(MR, NV, row_base, ow0, m0, last)
+                tile_narrow(MR, NV, row_base, ow0, m0)
             store(MR, NV, img, m0, oh, ow0, count, with_res, ep)
 
         def reduce(MR, NV, m0, broadcasts):
@@ -136,10 +136,11 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
                 return [V.splat(builder.load(builder.gep(base, [builder.add(off, const(r))])))] * nv
             reduce(WIDE, NV, m0, broadcasts)
 
-        def tile_narrow(MR, NV, row_base, ow0, m0, last):
+        def tile_narrow(MR, NV, row_base, ow0, m0):
             # position p of the row is (p // OWr, p % OWr) of the image: one division a tile, the
             # tile's later positions step on from it (OWr >= 7 > MR - 1: one wrap at most)
             q0, c0 = builder.sdiv(ow0, OWr), builder.srem(ow0, OWr)
+            last = builder.sub(OW, const(1))
             ptrs = []
             for r in range(MR):
                 pos = builder.add(ow0, const(r))
@@ -196,8 +197,7 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             has_res = builder.icmp_signed("!=", rp_i, c0)
             # no activation is a clamp to (-inf, inf) (vec_epilogue's bounds): one variant fewer to compile
             eps = [(builder.icmp_signed("==", epi, const(e)), e) for e in (EPI_HARDSWISH, EPI_SILU)] + [(None, EPI_CLAMP)]
-            variants = ((WIDE,) if WIDE else ()) + MR_VARIANTS
-            dispatch(builder, [(builder.icmp_signed("==", mr, const(r)), r) for r in variants], lambda MR: dispatch(
+            dispatch(builder, [(builder.icmp_signed("==", mr, const(r)), r) for r in TILE_VARIANTS], lambda MR: dispatch(
                 builder, [(full, 2), (None, 1)], lambda NV: dispatch(
                     builder, [(has_res, True), (None, False)], lambda rs_: dispatch(
                         builder, eps, lambda ep: body(MR, NV, rs_, ep)(t)))))
@@ -378,12 +378,8 @@ def conv_par(x, wp, b, out, strides, pads_begin, kernel, res, act, alpha, beta, 
 # 1.881 -> 1.841 ms and 1.891 -> 1.827 against panels everywhere, se_cnn 0.528 -> 0.518;
 # resnet18_half even, and 3% slower with its 256 x 256 x 3 x 3 filters split by rows too.
 ROWS_FIRST_MAX_BYTES = 512 * 1024
-# Planes of at most this many positions split by panels whatever their filters (as
-# pointwise.CHANNEL_SPLIT_MAX): two threads' rows of a 7x7 or 14x14 plane share cache lines of
-# every output channel. On the session-24 Xeon, 2 threads, us, rows -> panels: 80 -> 480 at
-# 7x7 32.3 -> 21.4 (one thread 31.9), 48 -> 288 at 14x14 37.6 -> 27.2; at 28x28 16 -> 96 even
-# (21.4, 21.0); the depthwise conv after each as fast or faster (20.3 -> 17.8 at 14x14).
-ROWS_FIRST_MIN_POSITIONS = 197
+# Small planes (share.CHANNEL_SPLIT_MAX) split by panels whatever their filters; on the
+# session-24 Xeon the depthwise conv after each ran as fast or faster (20.3 -> 17.8 us at 14x14).
 
 
 def rows_first(w_shape, out_shape) -> int:
@@ -392,4 +388,4 @@ def rows_first(w_shape, out_shape) -> int:
     that the layers around it (split by rows too) leave in its own core's cache; larger filters
     by channel panels, each thread streaming half of them. Small planes by panels (above)."""
     plane = int(np.prod(out_shape[2:]))
-    return int(4 * int(np.prod(w_shape)) <= ROWS_FIRST_MAX_BYTES and plane >= ROWS_FIRST_MIN_POSITIONS)
+    return int(4 * int(np.prod(w_shape)) <= ROWS_FIRST_MAX_BYTES and plane > CHANNEL_SPLIT_MAX)

@@ -15,6 +15,7 @@ from .blas import gemm_implicit
 from .jit import njit
 from .nn import _clamp_bounds, _epilogue
 from .sgemm import MR
+from .share import CHANNEL_SPLIT_MAX
 
 
 @njit(cache=True, error_model="numpy")
@@ -60,13 +61,6 @@ def conv(x, w, b, out, res, act, alpha, beta):
     x, w, b, res, offs = _operands(x, w, b, out, res)
     _rows(x, w, b, out, res, act, alpha, beta, offs, 0, out.shape[3], 0, out.shape[1])
 
-
-# conv_par splits planes of at most this many positions by output channels, larger ones by rows.
-# Rows of a 7x7 plane cut its 49 columns into 21 + 28, each with a ragged tile. Zen 3, 2 threads,
-# medians interleaved in one process, us (rows -> channels): 160 -> 640 at 7x7 110 -> 73, 480 ->
-# 160 79 -> 64, 80 -> 480 55 -> 35, 480 -> 80 46 -> 36; at 14x14 48 -> 288 75 -> 66, 32 -> 192
-# 55 -> 48, 288 -> 48 65 -> 61; but at 28x28 96 -> 16 32 -> 35, 16 -> 96 36 -> 43.
-CHANNEL_SPLIT_MAX = 196
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

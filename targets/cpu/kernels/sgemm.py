@@ -19,7 +19,6 @@ ragged last panel too: the tile takes its row count), else packed into MR-row pa
 always packed, NC columns at a time, into NR-column panels read along B's rows (see _pack_b).
 Computing a small-N product transposed (C^T = B^T A^T, to vectorise along M) was tried and
 was slower on every shape measured, even 640x160x49: its tiles all go through a scatter."""
-import os
 
 import numpy as np
 from llvmlite import ir
@@ -28,20 +27,10 @@ from numba import carray, cfunc, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from runtime.cache import target_features
+
 from .jit import njit
 
-
-
-def _target_features() -> str:
-    """The CPU features code is generated for: NUMBA_CPU_FEATURES when set (an AOT build for
-    another machine, as runtime/cache.environment_key reads it), else the host's."""
-    return os.environ.get("NUMBA_CPU_FEATURES") or ll.get_host_cpu_features().flatten()
-
-
-def target_cpu() -> str:
-    """The CPU code is generated for, by LLVM's name: NUMBA_CPU_NAME when set (as
-    _target_features), else the host's."""
-    return os.environ.get("NUMBA_CPU_NAME") or ll.get_host_cpu_name()
 
 
 def tile_shape(features: str):
@@ -55,7 +44,7 @@ def tile_shape(features: str):
     return 6, 8, 2
 
 
-MR, W, NV = tile_shape(_target_features())   # rows of C a tile, floats a vector, vectors a row
+MR, W, NV = tile_shape(target_features())   # rows of C a tile, floats a vector, vectors a row
 NR = W * NV      # columns of C a tile: vector loads from B
 KC = 256         # depth of one packed block of A (MR x 256 floats: 6-8 KB a panel)
 NC = 128         # columns of B packed at a time (KC x 128 floats: 128 KB, in L2)

@@ -20,6 +20,17 @@ from .jit import njit
 
 CHUNKS_A_THREAD = 4
 
+# Planes of at most this many positions split among threads by output channels, larger ones by
+# rows (pointwise.conv_par; conv_small.rows_first): two threads' rows of a 7x7 or 14x14 plane
+# share cache lines of every output channel, and rows cut a 7x7 plane's 49 columns into 21 + 28,
+# each with a ragged tile. Zen 3, pointwise.conv_par, 2 threads, medians interleaved in one
+# process, us (rows -> channels): 160 -> 640 at 7x7 110 -> 73, 480 -> 160 79 -> 64, 80 -> 480
+# 55 -> 35, 480 -> 80 46 -> 36; at 14x14 48 -> 288 75 -> 66, 32 -> 192 55 -> 48, 288 -> 48
+# 65 -> 61; but at 28x28 96 -> 16 32 -> 35, 16 -> 96 36 -> 43. The session-24 Xeon,
+# conv_small.conv_par, us (rows -> panels): 80 -> 480 at 7x7 32.3 -> 21.4 (one thread 31.9),
+# 48 -> 288 at 14x14 37.6 -> 27.2; at 28x28 16 -> 96 even (21.4, 21.0).
+CHANNEL_SPLIT_MAX = 196
+
 
 @intrinsic
 def _fetch_add(typingctx, counters, i):

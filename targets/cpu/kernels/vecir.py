@@ -5,7 +5,7 @@ to AVX-512 mask registers, AVX2 masked moves, or scalar code elsewhere."""
 from llvmlite import ir
 from numba.core import cgutils
 
-from .sgemm import _target_features
+from .sgemm import target_features
 
 # Whether masked vector accesses are cheap (AVX-512's mask registers). AVX2's masked moves are
 # not, on AMD's Zen 3 above all its masked stores: Winograd's input transform, a mask built for
@@ -13,7 +13,7 @@ from .sgemm import _target_features
 # 56x56 conv, about 50 ns a run of 8 tiles; with plain accesses inside the plane (split_masks)
 # and whole-run stores, 0.075 ms. Without cheap masks a masked store tests its mask and takes a
 # plain store when every lane is on.
-CHEAP_MASKS = "+avx512f" in _target_features().split(",")
+CHEAP_MASKS = "+avx512f" in target_features().split(",")
 
 # The activation a kernel's epilogue applies in registers (nn maps its ACT_* codes onto these;
 # the others run over the finished plane).
