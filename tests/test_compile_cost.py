@@ -1,6 +1,8 @@
 """What keeps cold compiles short: kernels compile once per argument type, not per constant,
 and the float32 conv paths sit behind C callbacks (their callers link a symbol, not their
 code), and the callbacks compute what the kernels they wrap compute."""
+import os
+import subprocess
 import sys
 
 import numba
@@ -62,6 +64,45 @@ def test_cnn_through_the_callbacks_matches_the_reference_without_literal_kernels
             for f in vars(mod).values():
                 if isinstance(f, CPUDispatcher):
                     assert not any("Literal" in str(s) for s in f.signatures), (name, f.signatures)
+
+
+_PACKAGE_CALLBACKS = """
+import sys, numpy as np
+from compiler import compile
+from targets.cpu.kernels import jit
+from tests.helpers import reference
+from tests.test_compile_cost import _mobile_block
+m, feeds = _mobile_block()
+fn = compile(m, cache_dir=sys.argv[1], threads=2)
+np.testing.assert_allclose(fn(**feeds), reference(m, feeds)[0], rtol=1e-4, atol=1e-4)
+pending = {p[0] for p in jit._pending}
+imported = {n: m for n, m in sys.modules.items() if n.startswith("targets.cpu.kernels.")}
+symbols = {n: [v for k, v in vars(m).items() if k.endswith("SYMBOL") and isinstance(v, str)] for n, m in imported.items()}
+print(sorted(imported), sorted(pending))
+assert "targets.cpu.kernels.sgemm" in imported and any("conv" in n for n in imported)
+for n in ("sgemm", "conv_small", "conv_lanes", "dw_small", "winograd", "window3x3", "maxpool3x3"):
+    for s in symbols.get("targets.cpu.kernels." + n, []):
+        assert s in pending, (n, s)
+"""
+
+
+def test_compile_leaves_the_package_callbacks_uncompiled(tmp_path):
+    """compile() plans with the package's kernel modules (packing, tiling) and runs the model's
+    library copies: the package's callbacks, each seconds of a cold compile, stay registered and
+    uncompiled; the copies compile theirs (the output checked against the reference)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", _PACKAGE_CALLBACKS, str(tmp_path)], capture_output=True, text=True,
+                         env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_package_kernel_binds_its_callback_when_compiled():
+    """Called directly (as these tests do), a package kernel binds the callbacks first."""
+    from targets.cpu.kernels import blas
+    a, b = RNG.standard_normal((64, 40)).astype(np.float32), RNG.standard_normal((40, 72)).astype(np.float32)
+    c = np.zeros((64, 72), np.float32)
+    blas.gemm(a, b, c)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
 
 
 def _conv_ref(x, w, b, strides, pads, group):

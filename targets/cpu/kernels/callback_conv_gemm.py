@@ -7,13 +7,12 @@ for conv_gemm_par's band, its parallel loop and conv_gemm_par itself. Behind the
 compile once; nn.conv_gemm32 and conv_gemm_par's float32 bands call it. The callback compiles
 when this module is imported: the lowering imports it wherever it calls either, and only
 there, so the symbol is bound before their code is compiled or loaded."""
-import llvmlite.binding as ll
-from numba import cfunc
 
+from .jit import callback
 from .nn import CONV_GEMM32_SIGNATURE, CONV_GEMM32_SYMBOL, conv_arrays32, conv_gemm
 
 
-@cfunc(CONV_GEMM32_SIGNATURE, cache=True, error_model="numpy")
+@callback(CONV_GEMM32_SYMBOL, CONV_GEMM32_SIGNATURE, error_model="numpy")
 def conv_gemm32_callback(xp, N, C, D, H, W, wp, M, cg, kD, kH, kW, bp, op, OD, OH, OW, rp, has_res,
                          sd, sh, sw, pd, ph, pw, dd, dh, dw, group, act, alpha, beta):
     """conv_gemm over C-contiguous float32 arrays at these addresses; 1 if it raised (a C
@@ -24,6 +23,3 @@ def conv_gemm32_callback(xp, N, C, D, H, W, wp, M, cg, kD, kH, kW, bp, op, OD, O
     except Exception:  # noqa: BLE001 (Numba catches no narrower class; the caller raises)
         return 1
     return 0
-
-
-ll.add_symbol(CONV_GEMM32_SYMBOL, conv_gemm32_callback.address)

@@ -15,13 +15,12 @@ copy of the image is made. The tile is already an NCHW row segment of each chann
 under a mask with bias, residual and Relu/Clip/HardSwish/SiLU applied on the way.
 
 Called by symbol (SYMBOL), like conv_small.py: a C callback compiled once."""
-import llvmlite.binding as ll
 import numpy as np
-from numba import cfunc, prange, types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit import njit
+from .jit import callback, njit
 from .nn import pack_panels, vec_epilogue_silu
 from .sgemm import W as VW
 from .vecir import EPI_CLAMP, EPI_HARDSWISH, EPI_SILU, Vec, dispatch
@@ -32,7 +31,7 @@ PANEL = 16 if VW == 16 else 8
 HALF = PANEL // 2 if VW == 16 else PANEL    # the narrower panel (AVX-512 only)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def panel_width(M):
     """Output channels a tile: PANEL, or HALF where M is not a multiple (lower_nn takes M = 8 only)."""
     return PANEL if M % PANEL == 0 else HALF
@@ -140,14 +139,13 @@ SIGNATURE = types.int64(*(_I,) * 19, types.float32, types.float32)
 SYMBOL = "onnxjit_conv_lanes_v2"
 
 
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
+@callback(SYMBOL, SIGNATURE, error_model="numpy")
 def rows_callback(xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, t0, t1, epi, lo, hi):
     """_rows as a C callback."""
     _rows(xp, C, H, W, s, pt, pl, kh, kw, wp, M, bp, op, OH, OW, rp, t0, t1, epi, lo, hi)
     return 0
 
 
-ll.add_symbol(SYMBOL, rows_callback.address)
 _call = types.ExternalFunction(SYMBOL, SIGNATURE)
 
 
@@ -168,7 +166,7 @@ def _run(x, wp, b, out, strides, pads_begin, kernel, res, t0, t1, act, alpha, be
     return xc.size + wp.size + bc.size + rc.size     # alive through the call
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def items(out_shape):
     """Work items (output rows over images and channel panels)."""
     return out_shape[0] * (out_shape[1] // panel_width(out_shape[1])) * out_shape[3]

@@ -15,14 +15,13 @@ finished tile is transposed in registers (three rounds of two-vector shuffles) i
 applied on the way. The NCHW output needs no layout change around it.
 
 Called by symbol (SYMBOL), like window3x3.py: a C callback compiled once."""
-import llvmlite.binding as ll
 import numpy as np
 from llvmlite import ir
-from numba import cfunc, prange, types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit import njit
+from .jit import callback, njit
 from .nn import pack_panels, vec_epilogue_silu
 from .share import CHANNEL_SPLIT_MAX, chunk_count, counters, next_chunk
 from .sgemm import W as VW
@@ -217,14 +216,13 @@ SIGNATURE = types.int64(*(_I,) * 17, types.float32, types.float32, _I, _I)
 SYMBOL = "onnxjit_conv_small_v3"
 
 
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
+@callback(SYMBOL, SIGNATURE, error_model="numpy")
 def rows_callback(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi, mr, OWr):
     """_rows as a C callback."""
     _rows(xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, rows_first, epi, lo, hi, mr, OWr)
     return 0
 
 
-ll.add_symbol(SYMBOL, rows_callback.address)
 _call = types.ExternalFunction(SYMBOL, SIGNATURE)
 
 
@@ -311,7 +309,7 @@ def _run(xq, xs, rs, offs, wp, b, out, s, res, t0, t1, rows_first, act, alpha, b
 FLAT_MAX = 64
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def tiling(OH, OW, s=1):
     """(positions a tile, whether tiles run on across the image's rows). A stride-1 row a
     multiple of WIDE wide takes tiles of WIDE. Otherwise a row takes tiles of
@@ -335,7 +333,7 @@ def tiling(OH, OW, s=1):
     return best_mr, best < row_cost
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def items(out_shape):
     """Work items (output rows, or whole images where tiling says so, over images and channel
     panels)."""

@@ -14,14 +14,13 @@ Transposed input rows live in a ring of three slots of a small scratch (plus a s
 for rows outside the plane); a slot holds column -1 (zero), the plane's columns, and zeros
 after, so the taps of any output column are plain vector loads. Called by symbol (SYMBOL).
 """
-import llvmlite.binding as ll
 import numpy as np
 from llvmlite import ir
-from numba import cfunc, prange, types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit import njit
+from .jit import callback, njit
 from .nn import vec_epilogue
 from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
@@ -163,14 +162,13 @@ SIGNATURE = types.int64(*(_I,) * 18, types.float32, types.float32)
 SYMBOL = "onnxjit_dw_small_v2"
 
 
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
+@callback(SYMBOL, SIGNATURE, error_model="numpy")
 def groups_callback(xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, g0, g1, epi, lo, hi):
     """_groups as a C callback."""
     _groups(xp, C, H, W, wtp, bp, op, OH, OW, rp, s, ph, pw, sp, sv, g0, g1, epi, lo, hi)
     return 0
 
 
-ll.add_symbol(SYMBOL, groups_callback.address)
 _call = types.ExternalFunction(SYMBOL, SIGNATURE)
 
 

@@ -23,13 +23,13 @@ from .vecir import Vec
 CHUNKS = (16, 4, 1)     # vectors a chunk, widest first: 16 accumulators leave registers to spare
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def padded(n):
     """N rounded up to whole vectors: the length of g the kernel writes."""
     return -(-n // VW) * VW
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def pack(b):
     """B (K x N) in the kernel's layout, flat float32: at compile time for a constant, at run
     time (once a call) for one that is not."""

@@ -3,11 +3,10 @@ with MaxPool's rule for its nine taps (vecir.Vec.window_max), bound as a C callb
 symbol (SYMBOL) apart from the depthwise conv's (window3x3.py), so a model with a pool and
 no such conv (resnets) compiles the pool's loop nests only: light_resnet50's cold compile
 spent 5.5 s on the two together."""
-import llvmlite.binding as ll
 import numpy as np
-from numba import cfunc, prange, types
+from numba import prange, types
 
-from .jit import njit
+from .jit import callback, njit
 from .share import chunk_count, counters, next_chunk
 from .vecir import EPI_MAX
 from .window_ir import make_plane
@@ -20,7 +19,7 @@ SIGNATURE = types.int64(*(_I,) * 11)
 SYMBOL = "onnxjit_maxpool3x3_v1"
 
 
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
+@callback(SYMBOL, SIGNATURE, error_model="numpy")
 def planes(xp, H, W, op, OH, OW, s, ph, pw, t0, t1):
     """Planes t0 .. t1 of the pool, as a C callback."""
     for t in range(t0, t1):
@@ -29,7 +28,6 @@ def planes(xp, H, W, op, OH, OW, s, ph, pw, t0, t1):
     return 0
 
 
-ll.add_symbol(SYMBOL, planes.address)
 _call = types.ExternalFunction(SYMBOL, SIGNATURE)
 
 

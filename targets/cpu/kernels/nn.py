@@ -681,7 +681,7 @@ DW_BLOCK = 2048   # output elements (wide) per block: the block's sums stay in L
 DW_MATH = {"contract"}
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def dw_wide(x_shape, w_shape, strides, dilations):
     """Whether a direct conv takes the wide 3x3 path (conv_dw_serial, conv_dw_par)."""
     return (x_shape[2] == 1 and w_shape[2] == 1 and w_shape[3] == 3 and w_shape[4] == 3 and dilations[1] == 1
@@ -1068,7 +1068,7 @@ def _direct_serial(x, w, out, strides, pads_begin, dilations, group, w_lo, w_hi,
 # Every transform loop writes one array and reads at most two, so LLVM vectorises it.
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def winograd_weights(w, u):
     """u[4i+j, m, c] = (G g G^T)[i, j] for the filters g = w[m, c] of w (M, C, 1, 3, 3); computed in
     float64. One filter row m at a time into t, then copied out in rows: storing u[:, m, c] directly
@@ -1215,7 +1215,7 @@ def conv_winograd_par(x, u, b, out, pads_begin, res, act, alpha, beta, parts):
             _plane_epilogue(out, n, m, b, res, act, alpha, beta)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def use_winograd(x_shape, w_shape, out_shape, strides, pads_begin, dilations, group, pretransformed, itemsize):
     """Whether conv_fused (pretransformed False: it transforms the filters per call) or the lowering
     (True: filters transformed once at compile time) runs this conv as conv_winograd.
@@ -1276,13 +1276,13 @@ def conv_fused(x, w, b, out, strides, pads_begin, dilations, group, res, act, al
         conv_gemm(x, w, b, out, strides, pads_begin, dilations, group, res, act, alpha, beta)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def is_direct(C, M, group):
     """Depthwise and small-group convolutions run directly (conv_direct), the others as GEMMs."""
     return group > 1 and C // group <= 4 and M // group <= 4
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def direct_parallel(x_shape, w_shape, out_shape, group, threads):
     """Whether a direct convolution splits its planes over `threads` Numba threads: only
     when the work pays for the fork (PAR_MIN_FLOPS) and every thread gets planes."""
@@ -1463,7 +1463,7 @@ def conv_gemm32(x, w, b, out, strides, pads_begin, dilations, group, res, act, a
 ROWS_SPLIT_MIN_OUT = 1024   # output positions an image, at least
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def rows_split(x_shape, w_shape, out_shape, strides, pads_begin, group, parts):
     """Whether conv_gemm_par splits this conv by output rows (2-D, group 1, large; a 1x1 conv
     only where it is pointwise: its row bands are column bands of the image itself)."""
@@ -1473,7 +1473,7 @@ def rows_split(x_shape, w_shape, out_shape, strides, pads_begin, group, parts):
             and OH * OW >= ROWS_SPLIT_MIN_OUT and OH >= 2 * parts)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def is_pointwise(x_shape, w_shape, out_shape, strides, pads_begin):
     """A 1x1 conv with stride 1, no pad and the input's size (so no end pad either): the image
     itself is its GEMM's right operand. The size alone does not say it: a stride 2 with pads

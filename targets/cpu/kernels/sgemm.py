@@ -22,14 +22,13 @@ was slower on every shape measured, even 640x160x49: its tiles all go through a 
 
 import numpy as np
 from llvmlite import ir
-import llvmlite.binding as ll
-from numba import carray, cfunc, types
+from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from runtime.cache import target_features
 
-from .jit import njit
+from .jit import callback, njit
 
 
 
@@ -290,10 +289,11 @@ def _dot(a, b):
 
 
 _I = types.intp
+TAIL_SYMBOL = "onnxjit_sgemm_tail_v1"
 TAIL_SIGNATURE = types.void(*(_I,) * 14, types.float32, types.float32)
 
 
-@cfunc(TAIL_SIGNATURE, cache=True, error_model="numpy")
+@callback(TAIL_SYMBOL, TAIL_SIGNATURE, error_model="numpy")
 def tail_columns(M, N, K, a, sa0, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
     """sgemm's last N % NR columns of C (sgemm's arguments; A's rows in place, sa1 == 1), each
     a dot product of every row of A with B's column gathered once; the epilogue where bias is
@@ -332,13 +332,12 @@ def tail_columns(M, N, K, a, sa0, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo
             C[m * ldc + j0 + j] = v
 
 
-TAIL_SYMBOL = "onnxjit_sgemm_tail_v1"
-ll.add_symbol(TAIL_SYMBOL, tail_columns.address)
 _tail_call = types.ExternalFunction(TAIL_SYMBOL, TAIL_SIGNATURE)
+SYMBOL = "onnxjit_own_sgemm_v3"   # the ABI version: code cached against another fails to link, not crash
 SIGNATURE = types.void(*(_I,) * 15, types.float32, types.float32)
 
 
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
+@callback(SYMBOL, SIGNATURE, error_model="numpy")
 def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, hi):
     """Row-major C (M x N, rows ldc floats apart) = A @ B, the operands as addresses and
     non-negative element strides; where bias is not 0, C = clamp(C + bias[row] [+ R], lo, hi)
@@ -440,7 +439,3 @@ def sgemm(M, N, K, a, sa0, sa1, b, sb0, sb1, boffs, c, ldc, bias, res, ldr, lo, 
     # the scratch arrays are read through addresses Numba cannot see: a use here (a store, which
     # no dead-code pass removes) keeps them alive until every tile has run
     ct[0, 0] = ap[0, 0, 0] + bp[0, 0, 0] + (bt[0] if indirect else 0) + (bpk[0] if bpk.size > 0 else 0)
-
-
-SYMBOL = "onnxjit_own_sgemm_v3"   # the ABI version: code cached against another fails to link, not crash
-ll.add_symbol(SYMBOL, sgemm.address)

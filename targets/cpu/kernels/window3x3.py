@@ -1,11 +1,10 @@
 """3x3 depthwise convolution over float32 NCHW planes (conv, conv_par), in vectors along each
 output row: window_ir.py's kernel (the why and how are there), bound as a C callback by
 symbol (SYMBOL) like the GEMM in sgemm.py, compiled once."""
-import llvmlite.binding as ll
 import numpy as np
-from numba import carray, cfunc, prange, types
+from numba import carray, prange, types
 
-from .jit import njit
+from .jit import callback, njit
 from .nn import ACT_CLIP, ACT_HARDSWISH, ACT_NONE, ACT_RELU, _activate, _operands32
 from .sgemm import voidptr
 from .share import chunk_count, counters, next_chunk
@@ -21,7 +20,7 @@ SIGNATURE = types.int64(*(_I,) * 18, types.float32, types.float32)
 SYMBOL = "onnxjit_window3x3_v1"
 
 
-@cfunc(SIGNATURE, cache=True, error_model="numpy")
+@callback(SYMBOL, SIGNATURE, error_model="numpy")
 def planes(xp, N, C, H, W, wp, M, bp, op, OH, OW, rp, s, ph, pw, t0, t1, epi, lo, hi):
     """Planes t0 .. t1 (over N*M) of a depthwise conv with M // C filters a channel, as a C
     callback (its body here, not in an njit function it calls: that one compiled twice, alone
@@ -36,7 +35,6 @@ def planes(xp, N, C, H, W, wp, M, bp, op, OH, OW, rp, s, ph, pw, t0, t1, epi, lo
     return 0
 
 
-ll.add_symbol(SYMBOL, planes.address)
 _call = types.ExternalFunction(SYMBOL, SIGNATURE)
 
 

@@ -15,14 +15,13 @@ The earlier float64 Winograd in nn.py (Numba transforms, the BLAS) ran a 32-chan
 in 2.0-2.6 ms; this one in about 0.3 ms, where the implicit GEMM took 0.53."""
 import functools
 
-import llvmlite.binding as ll
 import numpy as np
-from numba import cfunc, prange, types
+from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .blas import gemm_implicit
-from .jit import njit
+from .jit import callback, njit
 from .nn import vec_epilogue
 from .share import chunk_count, counters, next_chunk
 from .sgemm import W as VW
@@ -159,25 +158,23 @@ def _output_tiles(typingctx, mp, ms, TW, t0, t1, op, OH, OW, rp, bias, lo, hi, e
 
 
 _I = types.intp
+INPUT_SYMBOL, OUTPUT_SYMBOL = "onnxjit_wino_input_v1", "onnxjit_wino_output_v1"
 INPUT_SIGNATURE = types.void(*(_I,) * 10)
 OUTPUT_SIGNATURE = types.void(*(_I,) * 9, types.float32, types.float32, types.float32, _I)
 
 
-@cfunc(INPUT_SIGNATURE, cache=True)
+@callback(INPUT_SYMBOL, INPUT_SIGNATURE)
 def input_tiles(xp, H, W, ph, pw, TW, t0, t1, vp, vs):
     """_input_tiles as a C callback."""
     _input_tiles(xp, H, W, ph, pw, TW, t0, t1, vp, vs)
 
 
-@cfunc(OUTPUT_SIGNATURE, cache=True)
+@callback(OUTPUT_SYMBOL, OUTPUT_SIGNATURE)
 def output_tiles(mp, ms, TW, t0, t1, op, OH, OW, rp, bias, lo, hi, epi):
     """_output_tiles as a C callback."""
     _output_tiles(mp, ms, TW, t0, t1, op, OH, OW, rp, bias, lo, hi, epi)
 
 
-INPUT_SYMBOL, OUTPUT_SYMBOL = "onnxjit_wino_input_v1", "onnxjit_wino_output_v1"
-ll.add_symbol(INPUT_SYMBOL, input_tiles.address)
-ll.add_symbol(OUTPUT_SYMBOL, output_tiles.address)
 _input = types.ExternalFunction(INPUT_SYMBOL, INPUT_SIGNATURE)
 _output = types.ExternalFunction(OUTPUT_SYMBOL, OUTPUT_SIGNATURE)
 
@@ -202,7 +199,7 @@ def _check(x, u, b, out, res, ws):
 BLOCK_BYTES = 1 << 21
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def block_tiles(C, M, T):
     """Tiles a block: all T where they fit BLOCK_BYTES (or 64 or fewer), else the most that fit in
     whole 32-tile panels (at least one panel)."""
@@ -212,7 +209,7 @@ def block_tiles(C, M, T):
     return max(32, BLOCK_BYTES // per_tile // 32 * 32)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def workspace(x_shape, out_shape):
     """Floats of the scratch conv and conv_par take: a block's V (16, C, Tb) and M (16, M, Tb).
     The lowering allocates it as a buffer of the graph (the memory plan puts it in the arena):
@@ -224,7 +221,7 @@ def workspace(x_shape, out_shape):
     return 16 * (C * v_stride(Tb) + M * Tb)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", callbacks=False)
 def v_stride(nt):
     """Floats from one channel's row of V to the next for blocks of nt tiles: nt + VW in whole
     cache lines (the input transform stores whole runs of VW tiles, see _input_tiles), and a line
