@@ -12,7 +12,7 @@ from numba.core.registry import CPUDispatcher
 from onnx import helper
 
 from compiler import compile
-from targets.cpu.kernels import callback_conv_gemm, callback_dw, nn, sgemm  # noqa: F401 (binds the callbacks' symbols)
+from targets.cpu.kernels import callback_conv_gemm, callback_dw, nn, sgemm  # noqa: F401 (registers the callbacks, bound before a kernel here compiles)
 from targets.cpu.kernels.jit import njit as kernel_njit
 from tests.helpers import F, model, reference
 

@@ -73,7 +73,7 @@ def _conv(node, em):
         em.emit(f"{L}.conv_gemv({_view5(em, x)}, {_view5(em, w)}, {bias}, {out5}, {res5}, {act}, {alpha}, {beta})")
         return
     if path == "winograd32":
-        from .kernels import winograd   # compiles its transforms on first use only
+        from .kernels import winograd   # for workspace (its callbacks stay uncompiled here: kernels/jit.py)
         u = np.empty((16, w.shape[0], w.shape[1]), np.float32)
         nn_kernels.winograd_weights(np.ascontiguousarray(w.const, np.float32).reshape(_as5(w.shape)), u)
         ws = em.tmp()    # the scratch is a buffer of the graph: the memory plan puts it in the arena
@@ -97,8 +97,8 @@ def _conv(node, em):
     if scale is not None and tiles != "conv_small":
         raise NotImplementedError("an input scale on a conv that conv_small does not take")
     if tiles:
-        # kernels/conv_small.py or conv_lanes.py: the same interface; imported (its callback
-        # compiled) only where a model has such a conv
+        # kernels/conv_small.py or conv_lanes.py: the same interface; the package's module for
+        # pack and items only (its callback stays uncompiled: kernels/jit.py), the model's copy runs
         kernel = importlib.import_module(f".kernels.{tiles}", __package__)
         wp = em.const(kernel.pack(np.asarray(w.const, np.float32).reshape(_as5(w.shape))))
         if scale is not None:
