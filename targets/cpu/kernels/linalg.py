@@ -73,7 +73,7 @@ def gemv_packed(x, bp, tail, out, bands):
     and 784 = 49 vectors left a scalar remainder in each)."""
     _gemv_packed_check(x, bp, tail, out, bands)
     for p in range(bands.shape[0]):
-        _gemv_band(x, bp, tail, out, bands, p)
+        _gemv_band(x, bp, tail, out, bands, np.int64(p))   # p is uint64 in the gufunc: one compile, not two
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -81,7 +81,7 @@ def gemv_packed_par(x, bp, tail, out, bands):
     """gemv_packed with its bands one a thread: each core streams its own run of bp."""
     _gemv_packed_check(x, bp, tail, out, bands)
     for p in prange(bands.shape[0]):
-        _gemv_band(x, bp, tail, out, bands, p)
+        _gemv_band(x, bp, tail, out, bands, np.int64(p))   # p is uint64 in the gufunc: one compile, not two
 
 
 @njit(cache=True, error_model="numpy")
@@ -120,7 +120,7 @@ def gemm_col_bands(a, b, out, parts):
     packing b again)."""
     n = b.shape[1]
     for p in prange(parts):
-        lo, hi = _band(n, p, parts)
+        lo, hi = _band(n, np.int64(p), parts)
         dot(a, b[:, lo:hi], out[:, lo:hi])
 
 
@@ -143,7 +143,7 @@ def gemm_packed_col_bands(a, bp, out, parts):
     whole panels is a contiguous slice of bp."""
     n, k = out.shape[1], a.shape[1]
     for p in prange(parts):
-        lo, hi = _band(n, p, parts)
+        lo, hi = _band(n, np.int64(p), parts)
         gemm_packed(a, bp[lo * k:(hi + NR - 1) // NR * NR * k], out[:, lo:hi])
 
 
