@@ -105,14 +105,12 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
             count = builder.sub(OW, ow0)
             count = builder.select(builder.icmp_signed("<", mr, count), mr, count)
             row_base = builder.gep(x_base, [builder.add(builder.mul(img, xs), builder.mul(oh, rs))])
-            if MR == WIDE:
-                tile_wide(NV, row_base, ow0, m0)
-            else:
-                tile_narrow(MR, NV, row_base, ow0, m0)
+            at = wide_positions(row_base, ow0) if MR == WIDE else narrow_positions(MR, row_base, ow0)
+            reduce(MR, NV, m0, at)
             store(MR, NV, img, m0, oh, ow0, count, with_res, ep)
 
-        def reduce(MR, NV, m0, broadcasts):
-            """accs[r][v] = sum over k of broadcasts(r, v, off_k) * w[k, v-th vector of the panel]."""
+        def reduce(MR, NV, m0, at):
+            """accs[r][v] = sum over k of the input at at(r, offs[k]) * w[k, v-th vector of the panel]."""
             for r in range(MR):
                 for v in range(NV):
                     builder.store(V.zero, accs[r][v])
@@ -123,21 +121,21 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
                 wrow = builder.gep(panel, [builder.mul(k, const(NV * VW))])
                 wv = [V.load(wrow, const(v * VW)) for v in range(NV)]
                 for r in range(MR):
-                    for v, a in zip(range(NV), broadcasts(r, NV, off)):
+                    a = V.splat(builder.load(at(r, off)))
+                    for v in range(NV):
                         builder.store(V.fma(a, wv[v], builder.load(accs[r][v])), accs[r][v])
 
-        def tile_wide(NV, row_base, ow0, m0):
-            # the positions one pointer apart: with a pointer a position (tile_narrow), 14 of them
-            # spilled and the tile ran 2x slower
+        def wide_positions(row_base, ow0):
+            """Where position r of a WIDE tile reads at reduction offset off: one pointer and
+            constant steps (with a pointer a position, as narrow_positions, 14 of them spilled and
+            the tile ran 2x slower)."""
             base = builder.gep(row_base, [ow0])
+            return lambda r, off: builder.gep(base, [builder.add(off, const(r))])
 
-            def broadcasts(r, nv, off):
-                return [V.splat(builder.load(builder.gep(base, [builder.add(off, const(r))])))] * nv
-            reduce(WIDE, NV, m0, broadcasts)
-
-        def tile_narrow(MR, NV, row_base, ow0, m0):
-            # position p of the row is (p // OWr, p % OWr) of the image: one division a tile, the
-            # tile's later positions step on from it (OWr >= 7 > MR - 1: one wrap at most)
+        def narrow_positions(MR, row_base, ow0):
+            """Where position r of a narrow tile reads at reduction offset off: a pointer a position.
+            Position p of the row is (p // OWr, p % OWr) of the image: one division a tile, the
+            tile's later positions step on from it (OWr >= 7 > MR - 1: one wrap at most)."""
             q0, c0 = builder.sdiv(ow0, OWr), builder.srem(ow0, OWr)
             last = builder.sub(OW, const(1))
             ptrs = []
@@ -153,10 +151,7 @@ def _rows(typingctx, xp, xs, rs, s, offs, K, wp, M, bp, op, OH, OW, rp, t0, t1, 
                 col = builder.select(clamp, builder.sub(OWr, const(1)), col)
                 at = builder.add(builder.mul(q, rs), builder.mul(col, s))
                 ptrs.append(builder.gep(row_base, [at]))
-
-            def broadcasts(r, nv, off):
-                return [V.splat(builder.load(builder.gep(ptrs[r], [off])))] * nv
-            reduce(MR, NV, m0, broadcasts)
+            return lambda r, off: builder.gep(ptrs[r], [off])
 
         def store(MR, NV, img, m0, oh, ow0, count, with_res, ep):
             """The tile's accumulators, in groups of 8 positions, through the epilogue to out."""

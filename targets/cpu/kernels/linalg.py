@@ -73,7 +73,7 @@ def gemv_packed(x, bp, tail, out, bands):
     and 784 = 49 vectors left a scalar remainder in each)."""
     _gemv_packed_check(x, bp, tail, out, bands)
     for p in range(bands.shape[0]):
-        _gemv_band(x, bp, tail, out, bands, np.int64(p))   # p is uint64 in the gufunc: one compile, not two
+        _gemv_band(x, bp, tail, out, bands, p)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

@@ -5,7 +5,7 @@ to AVX-512 mask registers, AVX2 masked moves, or scalar code elsewhere."""
 from llvmlite import ir
 from numba.core import cgutils
 
-from .sgemm import target_features
+from runtime.cache import target_features
 
 # Whether masked vector accesses are cheap (AVX-512's mask registers). AVX2's masked moves are
 # not, on AMD's Zen 3 above all its masked stores: Winograd's input transform, a mask built for
