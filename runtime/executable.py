@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 
 import numpy as np
 
-from . import devices
+from . import compile_jobs, devices
 from .arena import Arenas
 from .cache import Cache
 
@@ -196,7 +197,8 @@ class CompiledModel(Callable):
 
     def _load_or_build(self, spec, feeds):
         entry = self.cache.lookup(self.key, spec)
-        if entry is None:
+        built = entry is None
+        if built:
             if self.builder is None:
                 raise InputError("no compiled code for these input shapes in this artifact, and no compiler to build it")
             meta = {n: (a.dtype, a.shape, a if n in self.value_inputs else None) for n, a in feeds.items()}
@@ -210,11 +212,39 @@ class CompiledModel(Callable):
             self.stats["loaded"] += 1
         manifest, consts = entry
         device = devices.get(manifest.get("device", "host"))
-        graph = self.cache.import_graph(manifest)
+        arenas = Arenas(manifest["arena"]) if manifest.get("arena") else None
+        if built and device.name == "host" and compile_jobs.jobs() > 1:
+            args = [feeds[n] if (b := self._bits.get(n)) is None else feeds[n].view(b) for n in manifest["args"]]
+            graph = self._import_primed(spec, manifest, args + list(consts), arenas)
+        else:
+            graph = self.cache.import_graph(manifest)
         if os.environ.get("ONNXJIT_DEBUG"):
             _print_generated(self.cache.src, manifest["module"])
-        arenas = Arenas(manifest["arena"]) if manifest.get("arena") else None
         return graph, (manifest["args"], device.place_consts(consts), device, manifest.get("views") or [], arenas)
+
+    def _import_primed(self, spec, manifest, args, arenas):
+        """The graph just built, imported with its first call's kernels compiled by this
+        process and helpers side by side (runtime/compile_jobs.py), where its code allows."""
+        with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
+            if not compile_jobs.primable(f.read()):
+                return self.cache.import_graph(manifest)
+        kinds = [(a.dtype.str, list(a.shape)) for a in args[:len(manifest["args"])]]
+        folder = compile_jobs.lock_folder(self.cache.root, self.key, spec)
+        helpers = compile_jobs.start_helpers(compile_jobs.helper_command(self.cache.root, self.key, spec, kinds),
+                                             compile_jobs.jobs() - 1)
+        try:
+            with compile_jobs.shared(folder):
+                graph = self.cache.import_graph(manifest)
+                arena = arenas.take() if arenas else ()
+                try:
+                    self.stats["primed"] = compile_jobs.prime(graph, args + list(arena))
+                finally:
+                    if arenas:
+                        arenas.give(arena)
+        finally:
+            compile_jobs.stop_helpers(helpers)
+            shutil.rmtree(folder, ignore_errors=True)
+        return graph
 
     def warm(self, feeds: dict):
         """Compile (or load) and run once, so the next call is steady-state."""

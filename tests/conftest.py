@@ -9,6 +9,10 @@ if ROOT not in sys.path:
 
 # CUDA tests run on Numba's simulator (CI has no GPU); ONNXJIT_TEST_GPU=1 runs
 # them on the real device. Must be set before numba is first imported.
+# pytest-xdist keeps both cores busy: the many small compiles here run without helper
+# processes (runtime/compile_jobs.py); tests/test_compile_jobs.py turns them on.
+os.environ.setdefault("ONNXJIT_COMPILE_JOBS", "1")
+
 if os.environ.get("ONNXJIT_TEST_GPU") != "1":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
