@@ -35,12 +35,14 @@ _state = threading.local()      # .locks: the lock folder while this thread prim
 
 
 def jobs() -> int:
-    """Processes that compile a model's first call: ONNXJIT_COMPILE_JOBS, else up to 2 a machine
-    with 2 cores or more (a helper costs ~0.5-1 s of imports; more are rarely worth it)."""
+    """Processes that compile a model's first call: ONNXJIT_COMPILE_JOBS, else 2 where this
+    process may run on 2 cores or more (a helper costs ~0.5-1 s of imports; more are rarely
+    worth it)."""
     if fcntl is None or not sys.executable:     # no locks, or no interpreter to start (embedded)
         return 1
     env = os.environ.get("ONNXJIT_COMPILE_JOBS")
-    return max(1, int(env)) if env else min(2, os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, int(env)) if env else min(2, cores)
 
 
 # units under locks ------------------------------------------------------------------------
