@@ -68,11 +68,8 @@ def bind():
 
 
 def _bind_first():
-    symbol, signature, fn, options = _pending[0]
-    with compile_jobs.unit("callback " + symbol, wait=True):
-        ll.add_symbol(symbol, cfunc(signature, cache=True, **options)(fn).address)
-    _bound.add(symbol)
-    _pending.pop(0)
+    with compile_jobs.unit("callback " + _pending[0][0], wait=True):
+        _compile_and_bind(_pending[0])
 
 
 def _bind_shared():
@@ -80,14 +77,19 @@ def _bind_shared():
     are bound; the rest stay pending."""
     registered = {p[0] for p in _pending} | _bound
     for item in list(_pending):
-        symbol, signature, fn, options = item
+        symbol, _, fn, _ = item
         if not (_callees(fn, registered) - {symbol}) <= _bound:
             continue
         with compile_jobs.unit("callback " + symbol, wait=False) as mine:
             if mine:
-                ll.add_symbol(symbol, cfunc(signature, cache=True, **options)(fn).address)
-                _bound.add(symbol)
-                _pending.remove(item)
+                _compile_and_bind(item)
+
+
+def _compile_and_bind(item):
+    symbol, signature, fn, options = item
+    ll.add_symbol(symbol, cfunc(signature, cache=True, **options)(fn).address)
+    _bound.add(symbol)
+    _pending.remove(item)
 
 
 def _callees(fn, registered: set, seen=None) -> set:
