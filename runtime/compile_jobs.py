@@ -5,7 +5,7 @@ first call compiled ~28 s of kernels and C callbacks while the second core idled
 call, `prime` runs the graph function's Python code with every kernel call recorded instead of
 made, and compiles what the calls need: each (kernel, argument types), after the C callbacks
 the kernels link (targets/cpu/kernels/jit.py). Helper processes (`helper`, started by
-`start_helpers`) prime the same graph at the same time. Each unit is taken under a file lock
+`import_primed`) prime the same graph at the same time. Each unit is taken under a file lock
 (flock: released when its holder finishes, exits or dies): a process compiles the next unit
 nobody holds and skips the ones held elsewhere; then it takes the skipped ones as they come
 free, which loads them from Numba's disk cache (made safe for concurrent writers by
@@ -21,15 +21,19 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import time
 import types
 
-try:
-    import fcntl
-except ImportError:     # no advisory locks (Windows): no sharing, each process compiles alone
-    fcntl = None
+import numpy as np
+from numba.core import types as nbtypes
+from numba.core.dispatcher import Dispatcher
+from numba.np.numpy_support import as_dtype
+
+from .numba_cache import CAN_LOCK, locked
 
 _state = threading.local()      # .locks: the lock folder while this thread primes; .deferred
 
@@ -38,7 +42,7 @@ def jobs() -> int:
     """Processes that compile a model's first call: ONNXJIT_COMPILE_JOBS, else 2 where this
     process may run on 2 cores or more (a helper costs ~0.5-1 s of imports; more are rarely
     worth it)."""
-    if fcntl is None or not sys.executable:     # no locks, or no interpreter to start (embedded)
+    if not CAN_LOCK or not sys.executable:      # no flock (Windows), or no interpreter to start (embedded)
         return 1
     env = os.environ.get("ONNXJIT_COMPILE_JOBS")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -59,23 +63,13 @@ def unit(key: str, wait: bool):
         yield True
         return
     path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
-    with open(path, "a+b") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            _debug(f"skip {key}")
-            yield False
-            return
-        _debug(f"take {key}")
-        try:
-            yield True
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    with locked(path, wait) as mine:
+        _debug(("take " if mine else "skip ") + key)
+        yield mine
 
 
 def _debug(msg):
     if os.environ.get("ONNXJIT_DEBUG_JOBS"):
-        import time
         print(f"{time.time() % 1000:8.2f} [{os.getpid()}] {msg}", file=sys.stderr)
 
 
@@ -213,15 +207,12 @@ class _Result:
         self.dispatcher, self.sig = dispatcher, sig
 
     def stand_in(self):
-        from numba.core import types as nbtypes
-        from numba.np.numpy_support import as_dtype
         d, sig = self.dispatcher, self.sig
         with unit(_unit_key(d, sig), wait=True):
             d.compile(sig)
         rt = d.overloads[sig].signature.return_type
         if not isinstance(rt, nbtypes.Array) or rt.layout != "C":
             raise TypeError(f"no stand-in for a {rt}")
-        import numpy as np
         return np.empty((0,) * rt.ndim, as_dtype(rt.dtype))
 
 
@@ -237,7 +228,6 @@ class _Library:
 
 
 def _is_dispatcher(value) -> bool:
-    from numba.core.dispatcher import Dispatcher
     return isinstance(value, Dispatcher)
 
 
@@ -298,7 +288,34 @@ def _unit_key(dispatcher, sig) -> str:
     return f"kernel {fn.__module__} {fn.__qualname__} {sig}"
 
 
-# the helper process -----------------------------------------------------------------------
+# the processes ----------------------------------------------------------------------------
+def import_primed(cache, key: str, spec: str, manifest: dict, inputs: list, consts: list, arenas, jobs: int):
+    """The graph of a specialisation just built and stored, imported with what its first call
+    compiles done by this process and jobs - 1 helpers side by side, where it is primable;
+    (graph, prime's counts or None). inputs: the graph's input arrays as it takes them."""
+    with open(os.path.join(cache.src, manifest["module"] + ".py")) as f:
+        if not primable(f.read()):
+            return cache.import_graph(manifest), None
+    folder = _lock_folder(cache.root, key, spec)
+    kinds = [(a.dtype.str, list(a.shape)) for a in inputs]
+    helpers = _start(helper_command(cache.root, key, spec, kinds), jobs - 1)
+    try:
+        with shared(folder):
+            graph = cache.import_graph(manifest)
+            arena = arenas.take() if arenas else ()
+            try:
+                return graph, prime(graph, [*inputs, *consts, *arena])
+            finally:
+                if arenas:
+                    arenas.give(arena)
+    finally:
+        for p in helpers:       # every unit is compiled and cached by now: what is left is loads
+            p.terminate()
+        for p in helpers:
+            p.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def helper_command(cache_root: str, key: str, spec: str, arg_kinds: list) -> list:
     """The command line of a helper priming the cached specialisation (key, spec); arg_kinds:
     (dtype, shape) of the graph's inputs in order."""
@@ -306,7 +323,7 @@ def helper_command(cache_root: str, key: str, spec: str, arg_kinds: list) -> lis
     return [sys.executable, "-c", "import sys, runtime.compile_jobs as j; j.helper(sys.argv[1])", job]
 
 
-def start_helpers(command: list, count: int) -> list:
+def _start(command: list, count: int) -> list:
     """`count` processes running `command`, quiet unless ONNXJIT_DEBUG_JOBS is set."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
@@ -320,22 +337,12 @@ def start_helpers(command: list, count: int) -> list:
     return helpers
 
 
-def stop_helpers(helpers: list):
-    """Every unit is compiled and cached once prime returns: what a helper still does is loads."""
-    for p in helpers:
-        p.terminate()
-    for p in helpers:
-        p.wait()
-
-
-def lock_folder(cache_root: str, key: str, spec: str) -> str:
+def _lock_folder(cache_root: str, key: str, spec: str) -> str:
     return os.path.join(cache_root, "locks", key, spec)
 
 
 def helper(job: str):
-    """A helper process's work: prime the specialisation `job` names (start_helpers)."""
-    import numpy as np
-
+    """A helper process's work: prime the specialisation `job` names (helper_command)."""
     from .arena import Arenas
     from .cache import Cache
     job = json.loads(job)
@@ -347,9 +354,7 @@ def helper(job: str):
     args = [np.zeros(shape, dtype) for dtype, shape in job["args"]] + list(consts)
     if manifest.get("arena"):
         args += list(Arenas(manifest["arena"]).take())
-    with shared(lock_folder(job["root"], job["key"], job["spec"])):
+    with shared(_lock_folder(job["root"], job["key"], job["spec"])):
         graph = cache.import_graph(manifest)
         got = prime(graph, args)
-    if os.environ.get("ONNXJIT_DEBUG_JOBS"):
-        print(f"compile_jobs helper {os.getpid()}: {got}", file=sys.stderr)
-
+    _debug(f"helper done: {got}")

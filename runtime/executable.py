@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import threading
 
 import numpy as np
@@ -122,10 +121,14 @@ class CompiledModel(Callable):
             a = a.copy_to_host()   # its values pick the specialisation
         return a
 
+    def _inputs(self, names, feeds: dict) -> list:
+        """The graph's input arrays, in its order, those held as bit patterns viewed so."""
+        bits = self._bits
+        return [a if (b := bits.get(n)) is None else a.view(b) for n in names for a in (feeds[n],)]
+
     def _call(self, feeds: dict):
         fn, (names, consts, device, views, arenas) = self.specialisation(feeds)
-        bits = self._bits
-        args = [a if (b := bits.get(n)) is None else a.view(b) for n in names for a in (feeds[n],)]
+        args = self._inputs(names, feeds)
         if device.name != "host":
             args = [device.place_input(a) for a in args]
         if arenas is None:
@@ -213,38 +216,14 @@ class CompiledModel(Callable):
         manifest, consts = entry
         device = devices.get(manifest.get("device", "host"))
         arenas = Arenas(manifest["arena"]) if manifest.get("arena") else None
-        if built and device.name == "host" and compile_jobs.jobs() > 1:
-            args = [feeds[n] if (b := self._bits.get(n)) is None else feeds[n].view(b) for n in manifest["args"]]
-            graph = self._import_primed(spec, manifest, args + list(consts), arenas)
+        if built and device.name == "host" and (jobs := compile_jobs.jobs()) > 1:   # compiled side by side
+            graph, self.stats["primed"] = compile_jobs.import_primed(
+                self.cache, self.key, spec, manifest, self._inputs(manifest["args"], feeds), consts, arenas, jobs)
         else:
             graph = self.cache.import_graph(manifest)
         if os.environ.get("ONNXJIT_DEBUG"):
             _print_generated(self.cache.src, manifest["module"])
         return graph, (manifest["args"], device.place_consts(consts), device, manifest.get("views") or [], arenas)
-
-    def _import_primed(self, spec, manifest, args, arenas):
-        """The graph just built, imported with its first call's kernels compiled by this
-        process and helpers side by side (runtime/compile_jobs.py), where its code allows."""
-        with open(os.path.join(self.cache.src, manifest["module"] + ".py")) as f:
-            if not compile_jobs.primable(f.read()):
-                return self.cache.import_graph(manifest)
-        kinds = [(a.dtype.str, list(a.shape)) for a in args[:len(manifest["args"])]]
-        folder = compile_jobs.lock_folder(self.cache.root, self.key, spec)
-        helpers = compile_jobs.start_helpers(compile_jobs.helper_command(self.cache.root, self.key, spec, kinds),
-                                             compile_jobs.jobs() - 1)
-        try:
-            with compile_jobs.shared(folder):
-                graph = self.cache.import_graph(manifest)
-                arena = arenas.take() if arenas else ()
-                try:
-                    self.stats["primed"] = compile_jobs.prime(graph, args + list(arena))
-                finally:
-                    if arenas:
-                        arenas.give(arena)
-        finally:
-            compile_jobs.stop_helpers(helpers)
-            shutil.rmtree(folder, ignore_errors=True)
-        return graph
 
     def warm(self, feeds: dict):
         """Compile (or load) and run once, so the next call is steady-state."""

@@ -25,15 +25,25 @@ except ImportError:     # no advisory locks (Windows): unique data names still k
     fcntl = None
 
 
+CAN_LOCK = fcntl is not None
+
+
 @contextlib.contextmanager
-def _locked(path: str):
+def locked(path: str, wait: bool = True):
+    """Yields True while this process holds an exclusive flock on `path` (waiting for it if
+    `wait`), False if another holds it and not `wait`; True, unlocked, where there is no fcntl.
+    The kernel drops the lock when its holder exits or dies."""
     if fcntl is None:
-        yield
+        yield True
         return
     with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
@@ -52,7 +62,7 @@ def _stale_data_files(cache_file) -> list[str]:
 
 def _save(self, key, data):
     """IndexDataCacheFile.save, one writer at a time and never into another entry's file."""
-    with _locked(self._index_path + ".lock"):
+    with locked(self._index_path + ".lock"):
         overloads = self._load_index()
         old = overloads.get(key)
         drop = [] if overloads else _stale_data_files(self)
